@@ -1,0 +1,73 @@
+// The one small interface every implementation (scalar, avx2, avx512, neon)
+// provides. The driver (driver.cpp) validates arguments, splits the work into
+// rows, column blocks and chunks whose boundaries depend on the shape alone, and
+// threads over them; a kernel only ever sees one contiguous piece.
+//
+// Pieces:
+//   rows   - `rows` whole rows of n contiguous floats (inner == 1, n <= kRowChunk)
+//   chunk  - one span of a long row (inner == 1, n > kRowChunk); the driver
+//            combines the chunks' (max, sum) pairs
+//   cols   - an [n, width] block of a tensor with inner > 1, rows `stride` floats
+//            apart, width <= kColBlock; each column is one softmax row
+#ifndef SOFTKIT_SRC_KERNELS_H
+#define SOFTKIT_SRC_KERNELS_H
+
+#include <cstddef>
+
+#include "softkit/softkit.h"
+
+namespace softkit {
+
+// Rows longer than this are processed in chunks of this many elements. A chunk
+// (64 KiB) stays in L2 between the passes over it.
+constexpr std::size_t kRowChunk = 16384;
+// Column blocks hold at most this many columns.
+constexpr std::size_t kColBlock = 64;
+
+// Statistics of a span for the cross-entropy: sum of exp(x - max) and, when
+// smoothing, sum over c of w[c] * (max - x[c]) (w[c] = 1 without weights).
+struct span_stats {
+  float max;
+  double sum;
+  double smooth;
+};
+
+struct kernel_table {
+  softkit_isa isa;
+
+  // y = exp(x) for x <= 0 or NaN: the exp the kernels use, exposed for tests.
+  void (*exp_nonpositive)(const float *x, float *y, std::size_t n);
+
+  // --- whole rows, inner == 1
+  void (*softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n);
+  void (*log_softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n);
+  void (*logsumexp_rows)(const float *x, float *out, std::size_t rows, std::size_t n);
+  // Per row: max, float log(sum exp(x - max)) and, if smooth, the smoothing sum.
+  void (*stats_rows)(const float *x, std::size_t rows, std::size_t n, const float *weights, bool smooth,
+                     float *max, float *log_sum, double *smooth_sum);
+
+  // --- one chunk of a long row, inner == 1
+  // y = exp(x - max) with max the chunk's own; returns max and the sum of y.
+  void (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float *max, double *sum);
+  void (*scale)(float *y, std::size_t n, float factor);
+  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth);
+  // y = (x - max) - log_sum
+  void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
+
+  // --- column blocks, inner > 1
+  void (*softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width);
+  void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width);
+  void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width);
+  void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
+                     bool smooth, float *max, float *log_sum, double *smooth_sum);
+};
+
+// Each implementation's table; nullptr when the build does not contain it.
+const kernel_table *scalar_kernels();
+const kernel_table *avx2_kernels();
+const kernel_table *avx512_kernels();
+const kernel_table *neon_kernels();
+
+}  // namespace softkit
+
+#endif  // SOFTKIT_SRC_KERNELS_H
