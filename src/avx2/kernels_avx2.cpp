@@ -1,0 +1,51 @@
+// AVX2 + FMA kernels. Compiled with -mavx2 -mfma: reached only through
+// avx2_kernels() after dispatch.cpp has checked the CPU and the OS.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels.h"
+
+namespace softkit {
+namespace avx2_impl {
+
+using arch = xsimd::fma3<xsimd::avx2>;
+
+struct isa_ops {
+  using vf = xsimd::batch<float, arch>;
+  using vd = xsimd::batch<double, arch>;
+  static __m256i mask(std::size_t k) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // vmaskmovps never touches the masked-off lanes' memory, so a tail at the end
+  // of a page cannot fault.
+  static vf load_tail(const float *p, std::size_t k, float fill) {
+    const __m256i m = mask(k);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static void store_tail(float *p, vf v, std::size_t k) { _mm256_maskstore_ps(p, mask(k), v); }
+  static float hmax(vf v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+  }
+  static vd widen_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+  static vd widen_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+  static vf scale_pow2(vf p, vf k, vf t);
+};
+
+#include "simd/kernels_simd.inl"
+
+vf isa_ops::scale_pow2(vf p, vf, vf t) { return scale_pow2_bits(p, t); }
+
+constexpr kernel_table kTable = make_table(SOFTKIT_ISA_AVX2);
+
+}  // namespace avx2_impl
+
+const kernel_table *avx2_kernels() { return &avx2_impl::kTable; }
+
+}  // namespace softkit

@@ -1,0 +1,400 @@
+#include "driver.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "dispatch.h"
+#include "kernels.h"
+#include "threading.h"
+
+namespace softkit {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Cross-entropy rows handled per work item when inner == 1: the stats fit on the stack.
+constexpr std::size_t kLossRows = 256;
+
+std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+// outer * n * inner elements, and their bytes, must fit a size_t. A zero
+// dimension means no work, whatever the others are.
+softkit_status count_elements(std::size_t outer, std::size_t n, std::size_t inner, std::size_t *total) {
+  *total = 0;
+  if (outer == 0 || n == 0 || inner == 0) return SOFTKIT_OK;
+  std::size_t t = 0;
+  if (__builtin_mul_overflow(outer, n, &t) || __builtin_mul_overflow(t, inner, &t) ||
+      t > std::numeric_limits<std::size_t>::max() / sizeof(float))
+    return SOFTKIT_ERROR_SIZE_OVERFLOW;
+  *total = t;
+  return SOFTKIT_OK;
+}
+
+bool overlaps(const void *a, std::size_t a_bytes, const void *b, std::size_t b_bytes) {
+  const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
+  return a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+}
+
+// --- long rows: (max, sum) pairs of the chunks combined in chunk order.
+
+struct row_total {
+  float max;       // the row's max (NaN if a chunk max is NaN)
+  double sum;      // sum of exp(x - max)
+};
+
+// A chunk of all -inf has sum NaN (exp(-inf - -inf)) but contributes nothing
+// once another chunk has a finite max.
+row_total combine(const span_stats *parts, std::size_t count) {
+  row_total t{-kInf, 0.0};
+  for (std::size_t c = 0; c < count; ++c) {
+    if (parts[c].max != parts[c].max) return {parts[c].max, kNaN};
+    if (parts[c].max > t.max) t.max = parts[c].max;
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    if (parts[c].max == -kInf && t.max != -kInf) continue;
+    t.sum += parts[c].sum * std::exp(static_cast<double>(parts[c].max) - t.max);
+  }
+  return t;
+}
+
+// PyTorch's logsumexp of a row whose sum came out NaN.
+float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
+  bool pos_inf = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = x[i * stride];
+    if (v != v) return v;
+    if (v == kInf) pos_inf = true;
+  }
+  return pos_inf ? kInf : -kInf;
+}
+
+struct chunking {
+  std::size_t n, chunks;
+  explicit chunking(std::size_t row) : n(row), chunks(ceil_div(row, kRowChunk)) {}
+  std::size_t begin(std::size_t c) const { return c * kRowChunk; }
+  std::size_t length(std::size_t c) const { return min_size(kRowChunk, n - c * kRowChunk); }
+};
+
+// Phase 1 of every long-row op: the stats of each (row, chunk), in parallel.
+std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x, std::size_t outer, const chunking &ch,
+                                    const float *weights, bool smooth, int threads) {
+  std::vector<span_stats> parts(outer * ch.chunks);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t o = it / ch.chunks, c = it % ch.chunks;
+      parts[it] = k.stats_chunk(x + o * ch.n + ch.begin(c), ch.length(c), weights ? weights + ch.begin(c) : nullptr,
+                                smooth);
+    }
+  });
+  return parts;
+}
+
+void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
+                       int threads) {
+  const chunking ch(n);
+  std::vector<span_stats> parts(outer * ch.chunks);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
+      k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), &parts[it].max, &parts[it].sum);
+    }
+  });
+  // Each chunk holds exp(x - chunk max); one factor per chunk rescales it to the row.
+  std::vector<float> factor(parts.size());
+  std::vector<char> zero(parts.size());
+  for (std::size_t o = 0; o < outer; ++o) {
+    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
+    for (std::size_t c = 0; c < ch.chunks; ++c) {
+      const span_stats &p = parts[o * ch.chunks + c];
+      zero[o * ch.chunks + c] = p.max == -kInf && t.max != -kInf && t.max == t.max;
+      factor[o * ch.chunks + c] = static_cast<float>(std::exp(static_cast<double>(p.max) - t.max) / t.sum);
+    }
+  }
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
+      if (zero[it])
+        std::memset(y + off, 0, len * sizeof(float));
+      else
+        k.scale(y + off, len, factor[it]);
+    }
+  });
+}
+
+void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
+                           int threads) {
+  const chunking ch(n);
+  const std::vector<span_stats> parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  std::vector<row_total> rows(outer);
+  std::vector<float> log_sum(outer);
+  for (std::size_t o = 0; o < outer; ++o) {
+    rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
+    log_sum[o] = static_cast<float>(std::log(rows[o].sum));
+  }
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
+      k.log_softmax_chunk_write(x + off, y + off, ch.length(it % ch.chunks), rows[o].max, log_sum[o]);
+    }
+  });
+}
+
+// Column blocks of an [outer, n, inner] tensor, inner > 1.
+struct column_blocks {
+  std::size_t n, inner, blocks;
+  column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_), blocks(ceil_div(inner_, kColBlock)) {}
+  std::size_t items(std::size_t outer) const { return outer * blocks; }
+  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * kColBlock; }
+  std::size_t width(std::size_t it) const { return min_size(kColBlock, inner - (it % blocks) * kColBlock); }
+};
+
+// --- cross-entropy
+
+struct ce_setup {
+  const float *logits;
+  const int64_t *targets;
+  std::size_t classes, inner;
+  const float *weights;
+  int64_t ignore_index;
+  double smoothing;
+  double weight_total;  // sum of the class weights (or classes): the smoothing term's log_sum factor
+};
+
+struct ce_sum {
+  double loss = 0.0, weight = 0.0;
+};
+
+// PyTorch's per-sample loss from the row's max, log(sum exp(x - max)) and
+// smoothing sum, with the sample's weight for the mean's divisor.
+inline double sample_loss(const ce_setup &s, int64_t t, double max, double log_sum, float x_t, double smooth,
+                          ce_sum *acc) {
+  if (t == s.ignore_index) return 0.0;
+  const double w = s.weights ? s.weights[t] : 1.0;
+  const double nll = (max - x_t) + log_sum;
+  double loss = w * nll;
+  if (s.smoothing > 0.0) {
+    const double all_classes = smooth + log_sum * s.weight_total;  // sum_c w[c] * -log p[c]
+    loss = (1.0 - s.smoothing) * loss + s.smoothing / static_cast<double>(s.classes) * all_classes;
+  }
+  acc->loss += loss;
+  acc->weight += w;
+  return loss;
+}
+
+// inner == 1, rows short enough for one kernel call each.
+void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
+                        std::vector<ce_sum> &partial, int threads) {
+  const bool smooth = s.smoothing > 0.0;
+  const std::size_t items = ceil_div(outer, kLossRows);
+  partial.assign(items, {});
+  parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
+    float max[kLossRows], log_sum[kLossRows];
+    double smooth_sum[kLossRows];
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t r0 = it * kLossRows, count = min_size(kLossRows, outer - r0);
+      const float *x = s.logits + r0 * s.classes;
+      k.stats_rows(x, count, s.classes, s.weights, smooth, max, log_sum, smooth_sum);
+      for (std::size_t r = 0; r < count; ++r) {
+        const int64_t t = s.targets[r0 + r];
+        const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
+        const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &partial[it]);
+        if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
+      }
+    }
+  });
+}
+
+void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
+                        std::vector<ce_sum> &partial, int threads) {
+  const bool smooth = s.smoothing > 0.0;
+  const column_blocks cb(s.classes, s.inner);
+  partial.assign(cb.items(outer), {});
+  parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+    float max[kColBlock], log_sum[kColBlock];
+    double smooth_sum[kColBlock];
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t o = it / cb.blocks, j0 = (it % cb.blocks) * kColBlock, width = cb.width(it);
+      const float *x = s.logits + cb.offset(it);
+      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum);
+      for (std::size_t l = 0; l < width; ++l) {
+        const std::size_t sample = o * s.inner + j0 + l;
+        const int64_t t = s.targets[sample];
+        const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
+        const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &partial[it]);
+        if (per_sample) per_sample[sample] = static_cast<float>(v);
+      }
+    }
+  });
+}
+
+// inner == 1, rows of more than kRowChunk classes.
+void cross_entropy_long_rows(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
+                             std::vector<ce_sum> &partial, int threads) {
+  const bool smooth = s.smoothing > 0.0;
+  const chunking ch(s.classes);
+  const std::vector<span_stats> parts = chunk_stats(k, s.logits, outer, ch, s.weights, smooth, threads);
+  partial.assign(outer, {});
+  for (std::size_t o = 0; o < outer; ++o) {
+    const float *x = s.logits + o * s.classes;
+    const span_stats *p = &parts[o * ch.chunks];
+    const row_total t = combine(p, ch.chunks);
+    double smooth_sum = 0.0;
+    if (smooth) {
+      // Each chunk's sum of w * (chunk max - x) moved to the row max.
+      for (std::size_t c = 0; c < ch.chunks; ++c) {
+        const float *w = s.weights ? s.weights + ch.begin(c) : nullptr;
+        if (p[c].max == -kInf && t.max != -kInf) {
+          for (std::size_t i = 0; i < ch.length(c); ++i)
+            smooth_sum += (w ? w[i] : 1.0) * (static_cast<double>(t.max) - x[ch.begin(c) + i]);
+          continue;
+        }
+        double chunk_weight = static_cast<double>(ch.length(c));
+        if (w) {
+          chunk_weight = 0.0;
+          for (std::size_t i = 0; i < ch.length(c); ++i) chunk_weight += w[i];
+        }
+        smooth_sum += p[c].smooth + (static_cast<double>(t.max) - p[c].max) * chunk_weight;
+      }
+    }
+    const int64_t target = s.targets[o];
+    const float x_t = target == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(target)];
+    const double l = sample_loss(s, target, t.max, std::log(t.sum), x_t, smooth_sum, &partial[o]);
+    if (per_sample) per_sample[o] = static_cast<float>(l);
+  }
+}
+
+}  // namespace
+
+softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t outer, std::size_t n,
+                           std::size_t inner) {
+  std::size_t total = 0;
+  if (softkit_status st = count_elements(outer, n, inner, &total)) return st;
+  if (total == 0) return SOFTKIT_OK;
+  if (!x || !y) return SOFTKIT_ERROR_NULL_POINTER;
+  if (x != y && overlaps(x, total * sizeof(float), y, total * sizeof(float))) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+
+  const kernel_table &k = *active_kernels();
+  const int threads = threads_for(total);
+  const bool soft = kind == normalize::softmax;
+  if (inner > 1) {
+    const column_blocks cb(n, inner);
+    const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
+    parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it) cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width(it));
+    });
+  } else if (n <= kRowChunk) {
+    const auto rows = soft ? k.softmax_rows : k.log_softmax_rows;
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) { rows(x + b * n, y + b * n, e - b, n); });
+  } else if (soft) {
+    softmax_long_rows(k, x, y, outer, n, threads);
+  } else {
+    log_softmax_long_rows(k, x, y, outer, n, threads);
+  }
+  return SOFTKIT_OK;
+}
+
+softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std::size_t n, std::size_t inner) {
+  std::size_t total = 0, results = 0;
+  if (softkit_status st = count_elements(outer, n, inner, &total)) return st;
+  if (softkit_status st = count_elements(outer, 1, inner, &results)) return st;
+  if (results == 0) return SOFTKIT_OK;
+  if (!out || (total && !x)) return SOFTKIT_ERROR_NULL_POINTER;
+  if (total == 0) {  // sum over an empty dim: log(0)
+    for (std::size_t i = 0; i < results; ++i) out[i] = -kInf;
+    return SOFTKIT_OK;
+  }
+  if (overlaps(x, total * sizeof(float), out, results * sizeof(float))) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+
+  const kernel_table &k = *active_kernels();
+  const int threads = threads_for(total);
+  if (inner > 1) {
+    const column_blocks cb(n, inner);
+    parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it)
+        k.logsumexp_cols(x + cb.offset(it), out + (it / cb.blocks) * inner + (it % cb.blocks) * kColBlock, n, inner,
+                         cb.width(it));
+    });
+  } else if (n <= kRowChunk) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) { k.logsumexp_rows(x + b * n, out + b, e - b, n); });
+  } else {
+    const chunking ch(n);
+    const std::vector<span_stats> parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+    for (std::size_t o = 0; o < outer; ++o) {
+      const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
+      const double v = t.max + std::log(t.sum);
+      out[o] = v == v ? static_cast<float>(v) : logsumexp_special(x + o * n, n, 1);
+    }
+  }
+  return SOFTKIT_OK;
+}
+
+softkit_status run_cross_entropy(const float *logits, const int64_t *targets, std::size_t outer,
+                                 std::size_t classes, std::size_t inner, const softkit_cross_entropy_options *opts,
+                                 float *loss) {
+  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  if (opts) {
+    if (opts->struct_size < sizeof(softkit_cross_entropy_options)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+    o.reduction = opts->reduction;
+    o.ignore_index = opts->ignore_index;
+    o.label_smoothing = opts->label_smoothing;
+    o.class_weights = opts->class_weights;
+  }
+  if (o.reduction != SOFTKIT_REDUCTION_MEAN && o.reduction != SOFTKIT_REDUCTION_SUM &&
+      o.reduction != SOFTKIT_REDUCTION_NONE)
+    return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  if (!(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  if (classes == 0) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+
+  std::size_t total = 0, samples = 0;
+  if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
+  if (softkit_status st = count_elements(outer, 1, inner, &samples)) return st;
+  const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
+  if (samples == 0) {  // PyTorch on an empty batch: mean NaN, sum 0
+    if (!none && loss) *loss = o.reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+    return SOFTKIT_OK;
+  }
+  if (!logits || !targets || !loss) return SOFTKIT_ERROR_NULL_POINTER;
+  const std::size_t loss_bytes = (none ? samples : 1) * sizeof(float);
+  if (overlaps(loss, loss_bytes, logits, total * sizeof(float)) ||
+      overlaps(loss, loss_bytes, targets, samples * sizeof(int64_t)) ||
+      (o.class_weights && overlaps(loss, loss_bytes, o.class_weights, classes * sizeof(float))))
+    return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  // Every target is checked before anything is written.
+  for (std::size_t i = 0; i < samples; ++i) {
+    const int64_t t = targets[i];
+    if (t != o.ignore_index && (t < 0 || static_cast<uint64_t>(t) >= classes))
+      return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
+  }
+
+  ce_setup s{logits, targets, classes, inner, o.class_weights, o.ignore_index, o.label_smoothing,
+             static_cast<double>(classes)};
+  if (s.weights && s.smoothing > 0.0) {
+    s.weight_total = 0.0;
+    for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];
+  }
+  const kernel_table &k = *active_kernels();
+  const int threads = threads_for(total);
+  float *per_sample = none ? loss : nullptr;
+  std::vector<ce_sum> partial;
+  if (inner > 1)
+    cross_entropy_cols(k, s, outer, per_sample, partial, threads);
+  else if (classes <= kRowChunk)
+    cross_entropy_rows(k, s, outer, per_sample, partial, threads);
+  else
+    cross_entropy_long_rows(k, s, outer, per_sample, partial, threads);
+
+  if (!none) {
+    ce_sum sum;
+    for (const ce_sum &p : partial) {
+      sum.loss += p.loss;
+      sum.weight += p.weight;
+    }
+    *loss = static_cast<float>(o.reduction == SOFTKIT_REDUCTION_SUM ? sum.loss : sum.loss / sum.weight);
+  }
+  return SOFTKIT_OK;
+}
+
+}  // namespace softkit

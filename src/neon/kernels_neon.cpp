@@ -1,0 +1,47 @@
+// AArch64 Advanced SIMD kernels. NEON is baseline on AArch64: no extra flags.
+#include <arm_neon.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <xsimd/xsimd.hpp>
+
+#include "kernels.h"
+
+namespace softkit {
+namespace neon_impl {
+
+using arch = xsimd::neon64;
+
+struct isa_ops {
+  using vf = xsimd::batch<float, arch>;
+  using vd = xsimd::batch<double, arch>;
+  // No masked loads on NEON: a tail goes through a 4-lane buffer.
+  static vf load_tail(const float *p, std::size_t k, float fill) {
+    float buf[4] = {fill, fill, fill, fill};
+    std::memcpy(buf, p, k * sizeof(float));
+    return vld1q_f32(buf);
+  }
+  static void store_tail(float *p, vf v, std::size_t k) {
+    float buf[4];
+    vst1q_f32(buf, v);
+    std::memcpy(p, buf, k * sizeof(float));
+  }
+  static float hmax(vf v) { return vmaxvq_f32(v); }
+  static vd widen_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
+  static vd widen_hi(vf v) { return vcvt_high_f64_f32(v); }
+  static vf scale_pow2(vf p, vf k, vf t);
+};
+
+#include "simd/kernels_simd.inl"
+
+vf isa_ops::scale_pow2(vf p, vf, vf t) { return scale_pow2_bits(p, t); }
+
+constexpr kernel_table kTable = make_table(SOFTKIT_ISA_NEON);
+
+}  // namespace neon_impl
+
+const kernel_table *neon_kernels() { return &neon_impl::kTable; }
+
+}  // namespace softkit

@@ -1,0 +1,163 @@
+// The scalar implementation: correct first. It is the SOFTKIT_ISA_SCALAR
+// fallback and the reference the SIMD kernels are tested against, so it works
+// in double (exp, log, sums) and rounds to float once at the end.
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "kernels.h"
+
+namespace softkit {
+namespace scalar_impl {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// A strided view of one softmax row: n elements `stride` apart.
+struct row {
+  const float *x;
+  std::size_t n, stride;
+  float operator[](std::size_t i) const { return x[i * stride]; }
+};
+
+// NaN elements do not win the max; they make the sum NaN below.
+float max_of(row r) {
+  float m = -kInf;
+  for (std::size_t i = 0; i < r.n; ++i)
+    if (r[i] > m) m = r[i];
+  return m;
+}
+
+// exp(x - m) in double; NaN when x and m are both infinite of the same sign,
+// which is how a row of all -inf or one holding +inf turns NaN, as in PyTorch.
+double shifted_exp(float x, float m) { return std::exp(static_cast<double>(x) - static_cast<double>(m)); }
+
+double exp_sum(row r, float m) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < r.n; ++i) s += shifted_exp(r[i], m);
+  return s;
+}
+
+double smooth_sum(row r, const float *w, float m) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    const double d = static_cast<double>(m) - r[i];
+    s += w ? w[i] * d : d;
+  }
+  return s;
+}
+
+// PyTorch's logsumexp: NaN if any NaN, else +inf if any +inf, else (all -inf) -inf.
+float logsumexp_of(row r) {
+  const float m = max_of(r);
+  const double v = m + std::log(exp_sum(r, m));
+  if (v == v) return static_cast<float>(v);
+  bool pos_inf = false;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    if (r[i] != r[i]) return r[i];
+    if (r[i] == kInf) pos_inf = true;
+  }
+  return pos_inf ? kInf : -kInf;
+}
+
+void softmax_of(row r, float *y, std::size_t ystride) {
+  const float m = max_of(r);
+  const double inv = 1.0 / exp_sum(r, m);
+  for (std::size_t i = 0; i < r.n; ++i) y[i * ystride] = static_cast<float>(shifted_exp(r[i], m) * inv);
+}
+
+void log_softmax_of(row r, float *y, std::size_t ystride) {
+  const float m = max_of(r);
+  const double ls = std::log(exp_sum(r, m));
+  for (std::size_t i = 0; i < r.n; ++i)
+    y[i * ystride] = static_cast<float>((static_cast<double>(r[i]) - m) - ls);
+}
+
+void stats_of(row r, const float *w, bool smooth, float *max, float *log_sum, double *smooth_out) {
+  *max = max_of(r);
+  *log_sum = static_cast<float>(std::log(exp_sum(r, *max)));
+  if (smooth) *smooth_out = smooth_sum(r, w, *max);
+}
+
+// --- kernel_table entries
+
+void exp_nonpositive(const float *x, float *y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(std::exp(static_cast<double>(x[i])));
+}
+
+void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) softmax_of({x + r * n, n, 1}, y + r * n, 1);
+}
+
+void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) log_softmax_of({x + r * n, n, 1}, y + r * n, 1);
+}
+
+void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r) out[r] = logsumexp_of({x + r * n, n, 1});
+}
+
+void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *w, bool smooth, float *max,
+                float *log_sum, double *smooth_sum_out) {
+  for (std::size_t r = 0; r < rows; ++r)
+    stats_of({x + r * n, n, 1}, w, smooth, max + r, log_sum + r, smooth_sum_out + r);
+}
+
+void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
+  const row r{x, n, 1};
+  *max = max_of(r);
+  double s = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double e = shifted_exp(x[i], *max);
+    y[i] = static_cast<float>(e);
+    s += e;
+  }
+  *sum = s;
+}
+
+void scale(float *y, std::size_t n, float factor) {
+  for (std::size_t i = 0; i < n; ++i) y[i] *= factor;
+}
+
+span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth) {
+  const row r{x, n, 1};
+  span_stats st;
+  st.max = max_of(r);
+  st.sum = exp_sum(r, st.max);
+  st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
+  return st;
+}
+
+void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>((static_cast<double>(x[i]) - max) - log_sum);
+}
+
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; ++j) softmax_of({x + j, n, stride}, y + j, stride);
+}
+
+void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
+}
+
+void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; ++j) out[j] = logsumexp_of({x + j, n, stride});
+}
+
+void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *w, bool smooth,
+                float *max, float *log_sum, double *smooth_sum_out) {
+  for (std::size_t j = 0; j < width; ++j)
+    stats_of({x + j, n, stride}, w, smooth, max + j, log_sum + j, smooth_sum_out + j);
+}
+
+constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   softmax_rows, log_softmax_rows,
+                              logsumexp_rows,     stats_rows,        softmax_chunk_exp, scale,
+                              stats_chunk,        log_softmax_chunk_write, softmax_cols, log_softmax_cols,
+                              logsumexp_cols,     stats_cols};
+
+}  // namespace
+}  // namespace scalar_impl
+
+const kernel_table *scalar_kernels() { return &scalar_impl::kTable; }
+
+}  // namespace softkit

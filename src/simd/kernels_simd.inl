@@ -1,0 +1,478 @@
+// The SIMD kernels, written once over an xsimd arch and instantiated by each ISA
+// file (avx2/, avx512/, neon/). This file is included INSIDE that file's own
+// namespace (one definition rule: a helper compiled with -mavx512f must never be
+// merged with its AVX2 twin), after the file has defined:
+//
+//   using arch = xsimd::...;
+//   struct isa_ops {
+//     static vf load_tail(const float *p, size_t k, float fill);   // k < W lanes, rest = fill
+//     static void store_tail(float *p, vf v, size_t k);
+//     static float hmax(vf v);
+//     static vd widen_lo(vf v), widen_hi(vf v);                      // float halves -> double
+//     static vf scale_pow2(vf p, vf k, vf t);  // p * 2^k, k in [-150, 0], t = k + 1.5 * 2^23
+//   };
+//
+// Conventions: every sum of exp values runs in float vector accumulators for a
+// block of at most kFlush steps and is then added to double accumulators, so a
+// row of 2^18+ elements keeps ~1 ulp; a sum is >= 1 because the max element
+// contributes exp(0) = 1. Tails use masked loads and stores, never a scalar loop.
+
+using vf = xsimd::batch<float, arch>;
+using vd = xsimd::batch<double, arch>;
+using vi = xsimd::batch<int32_t, arch>;
+constexpr std::size_t W = vf::size;
+constexpr std::size_t kUnroll = 4;      // independent accumulators in a row pass
+constexpr std::size_t kFlush = 16;      // float steps per lane before moving to double
+constexpr float kNegInf = -__builtin_huge_valf();
+
+inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+// ---------------------------------------------------------------------------
+// exp for x <= 0 (and NaN): Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a
+// degree-6 polynomial for e^r (Chebyshev fit, ~0.2 ulp before rounding), then
+// 2^k applied with gradual underflow, so results down to 2^-149 are subnormals
+// rather than 0. max(-104, x) keeps NaN (NaN is the second operand) and sends
+// -inf to a value whose exp rounds to 0.
+inline vf exp_nonpos(vf x) {
+  const vf magic(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  x = xsimd::max(vf(-104.0f), x);
+  const vf t = xsimd::fma(x, vf(1.44269504088896341f), magic);
+  const vf k = t - magic;
+  vf r = xsimd::fma(k, vf(-0.693359375f), x);
+  r = xsimd::fma(k, vf(2.12194440e-4f), r);
+  vf p = vf(0x1.6d758cp-10f);
+  p = xsimd::fma(p, r, vf(0x1.127p-7f));
+  p = xsimd::fma(p, r, vf(0x1.5554acp-5f));
+  p = xsimd::fma(p, r, vf(0x1.555404p-3f));
+  p = xsimd::fma(p, r, vf(0.5f));
+  p = xsimd::fma(p, r, vf(1.0f));
+  p = xsimd::fma(p, r, vf(1.0f));
+  return isa_ops::scale_pow2(p, k, t);
+}
+
+// Shared by the ISAs without a scale instruction: 2^k from the exponent bits;
+// when some lane has k < -126, scale in two exact-then-rounding steps.
+inline vf scale_pow2_bits(vf p, vf t) {  // t = k + 1.5 * 2^23
+  const vi k = xsimd::bitwise_cast<vi>(t) - vi(0x4B400000);
+  if (!xsimd::any(k < vi(-126))) return p * xsimd::bitwise_cast<vf>((k + vi(127)) << 23);
+  const vi k1 = k >> 1;
+  const vi k2 = k - k1;
+  const vf s1 = xsimd::bitwise_cast<vf>((k1 + vi(127)) << 23);
+  const vf s2 = xsimd::bitwise_cast<vf>((k2 + vi(127)) << 23);
+  return (p * s1) * s2;
+}
+
+// log for s >= 1, +inf or NaN (sums of exp(x - max)): s = 2^e * m, m in
+// [sqrt(1/2), sqrt(2)), Cephes' polynomial for log(m).
+inline vf log_ge1(vf s) {
+  const vi bits = xsimd::bitwise_cast<vi>(s);
+  const vi e = (bits >> 23) - vi(127);
+  vf m = xsimd::bitwise_cast<vf>((bits & vi(0x007FFFFF)) | vi(0x3F800000));
+  const auto big = m > vf(1.41421356f);
+  m = xsimd::select(big, m * vf(0.5f), m);
+  vf ef = xsimd::to_float(e);
+  ef = xsimd::select(big, ef + vf(1.0f), ef);
+  const vf f = m - vf(1.0f);
+  vf p = vf(7.0376836292e-2f);
+  p = xsimd::fma(p, f, vf(-1.1514610310e-1f));
+  p = xsimd::fma(p, f, vf(1.1676998740e-1f));
+  p = xsimd::fma(p, f, vf(-1.2420140846e-1f));
+  p = xsimd::fma(p, f, vf(1.4249322787e-1f));
+  p = xsimd::fma(p, f, vf(-1.6668057665e-1f));
+  p = xsimd::fma(p, f, vf(2.0000714765e-1f));
+  p = xsimd::fma(p, f, vf(-2.4999993993e-1f));
+  p = xsimd::fma(p, f, vf(3.3333331174e-1f));
+  const vf f2 = f * f;
+  vf y = p * f2 * f;
+  y = xsimd::fma(ef, vf(-2.12194440e-4f), y);
+  y = xsimd::fma(f2, vf(-0.5f), y);
+  y = f + y;
+  y = xsimd::fma(ef, vf(0.693359375f), y);
+  return xsimd::select(s < vf(__builtin_huge_valf()), y, s);  // +inf and NaN pass through
+}
+
+// ---------------------------------------------------------------------------
+// Double accumulator of float blocks.
+struct wide_sum {
+  vd lo = vd(0.0), hi = vd(0.0);
+  void add(vf v) {
+    lo += isa_ops::widen_lo(v);
+    hi += isa_ops::widen_hi(v);
+  }
+  double total() const { return xsimd::hadd(lo + hi); }
+};
+
+// ---------------------------------------------------------------------------
+// Row passes (inner == 1).
+
+inline float row_max(const float *x, std::size_t n) {
+  vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
+  std::size_t i = 0;
+  for (; i + kUnroll * W <= n; i += kUnroll * W) {
+    m0 = xsimd::max(m0, vf::load_unaligned(x + i));
+    m1 = xsimd::max(m1, vf::load_unaligned(x + i + W));
+    m2 = xsimd::max(m2, vf::load_unaligned(x + i + 2 * W));
+    m3 = xsimd::max(m3, vf::load_unaligned(x + i + 3 * W));
+  }
+  for (; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
+  if (i < n) m1 = xsimd::max(m1, isa_ops::load_tail(x + i, n - i, kNegInf));
+  return isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
+}
+
+// Sum of exp(x - m); with Store, also y = exp(x - m).
+template <bool Store>
+inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
+  const vf vm(m);
+  wide_sum acc;
+  std::size_t i = 0;
+  constexpr std::size_t step = kUnroll * W;
+  while (i + step <= n) {
+    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
+    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    for (; i < end; i += step) {
+      const vf e0 = exp_nonpos(vf::load_unaligned(x + i) - vm);
+      const vf e1 = exp_nonpos(vf::load_unaligned(x + i + W) - vm);
+      const vf e2 = exp_nonpos(vf::load_unaligned(x + i + 2 * W) - vm);
+      const vf e3 = exp_nonpos(vf::load_unaligned(x + i + 3 * W) - vm);
+      if (Store) {
+        e0.store_unaligned(y + i);
+        e1.store_unaligned(y + i + W);
+        e2.store_unaligned(y + i + 2 * W);
+        e3.store_unaligned(y + i + 3 * W);
+      }
+      a0 += e0;
+      a1 += e1;
+      a2 += e2;
+      a3 += e3;
+    }
+    acc.add(a0);
+    acc.add(a1);
+    acc.add(a2);
+    acc.add(a3);
+  }
+  vf a(0.0f);
+  for (; i + W <= n; i += W) {
+    const vf e = exp_nonpos(vf::load_unaligned(x + i) - vm);
+    if (Store) e.store_unaligned(y + i);
+    a += e;
+  }
+  if (i < n) {
+    const vf e = exp_nonpos(isa_ops::load_tail(x + i, n - i, kNegInf) - vm);
+    if (Store) isa_ops::store_tail(y + i, e, n - i);
+    a += e;
+  }
+  acc.add(a);
+  return acc.total();
+}
+
+inline void row_scale(float *y, std::size_t n, float factor) {
+  const vf f(factor);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    (vf::load_unaligned(y + i) * f).store_unaligned(y + i);
+    (vf::load_unaligned(y + i + W) * f).store_unaligned(y + i + W);
+  }
+  for (; i + W <= n; i += W) (vf::load_unaligned(y + i) * f).store_unaligned(y + i);
+  if (i < n) isa_ops::store_tail(y + i, isa_ops::load_tail(y + i, n - i, 0.0f) * f, n - i);
+}
+
+// y = (x - m) - log_sum: two roundings, so the error follows |x - m| rather than |m|.
+inline void row_log_write(const float *x, float *y, std::size_t n, float m, float log_sum) {
+  const vf vm(m), vl(log_sum);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    ((vf::load_unaligned(x + i) - vm) - vl).store_unaligned(y + i);
+    ((vf::load_unaligned(x + i + W) - vm) - vl).store_unaligned(y + i + W);
+  }
+  for (; i + W <= n; i += W) ((vf::load_unaligned(x + i) - vm) - vl).store_unaligned(y + i);
+  if (i < n) isa_ops::store_tail(y + i, (isa_ops::load_tail(x + i, n - i, 0.0f) - vm) - vl, n - i);
+}
+
+// Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null).
+inline double row_smooth_sum(const float *x, std::size_t n, const float *w, float m) {
+  const vf vm(m);
+  wide_sum acc;
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t end = i + min_size(n - i, kFlush * W);
+    vf a(0.0f);
+    for (; i + W <= end; i += W) {
+      const vf d = vm - vf::load_unaligned(x + i);
+      a = w ? xsimd::fma(d, vf::load_unaligned(w + i), a) : a + d;
+    }
+    if (i < end) {
+      const vf d = vm - isa_ops::load_tail(x + i, end - i, m);
+      a = w ? xsimd::fma(d, isa_ops::load_tail(w + i, end - i, 0.0f), a) : a + d;
+      i = end;
+    }
+    acc.add(a);
+  }
+  return acc.total();
+}
+
+// A NaN sum means the row holds NaN or +inf, or is all -inf; logsumexp then
+// follows PyTorch: NaN if any NaN, else +inf if any +inf, else -inf.
+inline float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
+  bool pos_inf = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = x[i * stride];
+    if (v != v) return v;
+    if (v == __builtin_huge_valf()) pos_inf = true;
+  }
+  return pos_inf ? __builtin_huge_valf() : kNegInf;
+}
+
+// Rows shorter than this get their logs W at a time; longer rows take one scalar
+// log each (negligible there, and the row is still in cache for its write pass).
+constexpr std::size_t kGroupLogBelow = 256;
+
+// Fills m[0..count) and log_sum[0..count) for `count` (<= W) rows.
+inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, float *m, float *log_sum) {
+  alignas(64) float s[W];
+  for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
+  for (std::size_t r = 0; r < count; ++r) {
+    m[r] = row_max(x + r * n, n);
+    s[r] = static_cast<float>(row_exp_sum<false>(x + r * n, nullptr, n, m[r]));
+  }
+  log_ge1(vf::load_aligned(s)).store_aligned(s);
+  for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
+}
+
+// ---------------------------------------------------------------------------
+// Kernel entry points: rows.
+
+void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+    const float m = row_max(x, n);
+    const double s = row_exp_sum<true>(x, y, n, m);
+    row_scale(y, n, static_cast<float>(1.0 / s));
+  }
+}
+
+void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  alignas(64) float m[W], ls[W];
+  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+    const std::size_t count = min_size(W, rows - r0);
+    if (n < kGroupLogBelow) {
+      rows_max_logsum(x + r0 * n, count, n, m, ls);
+      for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
+    } else {
+      for (std::size_t r = r0; r < r0 + count; ++r) {
+        const float mr = row_max(x + r * n, n);
+        const double s = row_exp_sum<false>(x + r * n, nullptr, n, mr);
+        row_log_write(x + r * n, y + r * n, n, mr, static_cast<float>(std::log(s)));
+      }
+    }
+  }
+}
+
+void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
+  alignas(64) float m[W], ls[W];
+  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+    const std::size_t count = min_size(W, rows - r0);
+    rows_max_logsum(x + r0 * n, count, n, m, ls);
+    for (std::size_t r = 0; r < count; ++r) {
+      const float v = m[r] + ls[r];
+      out[r0 + r] = v == v ? v : logsumexp_special(x + (r0 + r) * n, n, 1);
+    }
+  }
+}
+
+void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *weights, bool smooth, float *max,
+                float *log_sum, double *smooth_sum) {
+  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+    const std::size_t count = min_size(W, rows - r0);
+    rows_max_logsum(x + r0 * n, count, n, max + r0, log_sum + r0);
+    if (smooth)
+      for (std::size_t r = r0; r < r0 + count; ++r) smooth_sum[r] = row_smooth_sum(x + r * n, n, weights, max[r]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Kernel entry points: chunks of a long row.
+
+void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
+  *max = row_max(x, n);
+  *sum = row_exp_sum<true>(x, y, n, *max);
+}
+
+void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
+
+span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
+  span_stats st;
+  st.max = row_max(x, n);
+  st.sum = row_exp_sum<false>(x, nullptr, n, st.max);
+  st.smooth = smooth ? row_smooth_sum(x, n, weights, st.max) : 0.0;
+  return st;
+}
+
+void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
+  row_log_write(x, y, n, max, log_sum);
+}
+
+// ---------------------------------------------------------------------------
+// Column blocks (inner > 1): each lane is one softmax row; one vector of columns
+// at a time walks down the n rows, four rows per step for independent chains.
+
+struct col_vec {
+  const float *x;
+  std::size_t stride, lanes;  // lanes <= W; fewer means a masked tail
+  vf load(std::size_t row, float fill) const {
+    return lanes == W ? vf::load_unaligned(x + row * stride) : isa_ops::load_tail(x + row * stride, lanes, fill);
+  }
+};
+
+inline void col_store(float *y, vf v, std::size_t lanes) {
+  if (lanes == W)
+    v.store_unaligned(y);
+  else
+    isa_ops::store_tail(y, v, lanes);
+}
+
+inline vf col_max(const col_vec &c, std::size_t n) {
+  vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
+  std::size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    m0 = xsimd::max(m0, c.load(r, kNegInf));
+    m1 = xsimd::max(m1, c.load(r + 1, kNegInf));
+    m2 = xsimd::max(m2, c.load(r + 2, kNegInf));
+    m3 = xsimd::max(m3, c.load(r + 3, kNegInf));
+  }
+  for (; r < n; ++r) m0 = xsimd::max(m0, c.load(r, kNegInf));
+  return xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3));
+}
+
+// Per-lane sum of exp(x - m) as double halves; with y, also stores the exps.
+inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
+  wide_sum acc;
+  std::size_t r = 0;
+  while (r < n) {
+    const std::size_t end = r + min_size(n - r, 4 * kFlush);
+    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    for (; r + 4 <= end; r += 4) {
+      const vf e0 = exp_nonpos(c.load(r, kNegInf) - m);
+      const vf e1 = exp_nonpos(c.load(r + 1, kNegInf) - m);
+      const vf e2 = exp_nonpos(c.load(r + 2, kNegInf) - m);
+      const vf e3 = exp_nonpos(c.load(r + 3, kNegInf) - m);
+      if (y) {
+        col_store(y + r * c.stride, e0, c.lanes);
+        col_store(y + (r + 1) * c.stride, e1, c.lanes);
+        col_store(y + (r + 2) * c.stride, e2, c.lanes);
+        col_store(y + (r + 3) * c.stride, e3, c.lanes);
+      }
+      a0 += e0;
+      a1 += e1;
+      a2 += e2;
+      a3 += e3;
+    }
+    for (; r < end; ++r) {
+      const vf e = exp_nonpos(c.load(r, kNegInf) - m);
+      if (y) col_store(y + r * c.stride, e, c.lanes);
+      a0 += e;
+    }
+    acc.add(a0);
+    acc.add(a1);
+    acc.add(a2);
+    acc.add(a3);
+  }
+  return acc;
+}
+
+// The per-lane sums as floats (lanes beyond the block read as 1).
+inline vf col_sums_f32(const wide_sum &acc) {
+  alignas(64) double lo[W / 2], hi[W / 2];
+  acc.lo.store_aligned(lo);
+  acc.hi.store_aligned(hi);
+  // widen_lo holds lanes [0, W/2), widen_hi lanes [W/2, W).
+  alignas(64) float s[W];
+  for (std::size_t i = 0; i < W / 2; ++i) {
+    s[i] = static_cast<float>(lo[i]);
+    s[i + W / 2] = static_cast<float>(hi[i]);
+  }
+  return vf::load_aligned(s);
+}
+
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; j += W) {
+    const col_vec c{x + j, stride, min_size(W, width - j)};
+    const vf m = col_max(c, n);
+    const wide_sum acc = col_exp_sum(c, n, m, y + j);
+    const vf inv = vf(1.0f) / col_sums_f32(acc);
+    for (std::size_t r = 0; r < n; ++r) {
+      float *yr = y + j + r * stride;
+      col_store(yr, (c.lanes == W ? vf::load_unaligned(yr) : isa_ops::load_tail(yr, c.lanes, 0.0f)) * inv, c.lanes);
+    }
+  }
+}
+
+void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; j += W) {
+    const col_vec c{x + j, stride, min_size(W, width - j)};
+    const vf m = col_max(c, n);
+    const vf ls = log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr)));
+    for (std::size_t r = 0; r < n; ++r) col_store(y + j + r * stride, (c.load(r, 0.0f) - m) - ls, c.lanes);
+  }
+}
+
+void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width) {
+  for (std::size_t j = 0; j < width; j += W) {
+    const col_vec c{x + j, stride, min_size(W, width - j)};
+    const vf m = col_max(c, n);
+    alignas(64) float v[W];
+    (m + log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr)))).store_aligned(v);
+    for (std::size_t l = 0; l < c.lanes; ++l) out[j + l] = v[l] == v[l] ? v[l] : logsumexp_special(x + j + l, n, stride);
+  }
+}
+
+void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
+                bool smooth, float *max, float *log_sum, double *smooth_sum) {
+  for (std::size_t j = 0; j < width; j += W) {
+    const col_vec c{x + j, stride, min_size(W, width - j)};
+    const vf m = col_max(c, n);
+    alignas(64) float mv[W], lv[W];
+    m.store_aligned(mv);
+    log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr))).store_aligned(lv);
+    for (std::size_t l = 0; l < c.lanes; ++l) {
+      max[j + l] = mv[l];
+      log_sum[j + l] = lv[l];
+    }
+    if (!smooth) continue;
+    wide_sum acc;
+    for (std::size_t r = 0; r < n;) {
+      const std::size_t end = r + min_size(n - r, kFlush);
+      vf a(0.0f);
+      for (; r < end; ++r) {
+        const vf d = m - c.load(r, 0.0f);
+        a = weights ? xsimd::fma(d, vf(weights[r]), a) : a + d;
+      }
+      acc.add(a);
+    }
+    alignas(64) double lo[W / 2], hi[W / 2];
+    acc.lo.store_aligned(lo);
+    acc.hi.store_aligned(hi);
+    for (std::size_t l = 0; l < c.lanes; ++l) smooth_sum[j + l] = l < W / 2 ? lo[l] : hi[l - W / 2];
+  }
+}
+
+void exp_nonpositive(const float *x, float *y, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) exp_nonpos(vf::load_unaligned(x + i)).store_unaligned(y + i);
+  if (i < n) isa_ops::store_tail(y + i, exp_nonpos(isa_ops::load_tail(x + i, n - i, 0.0f)), n - i);
+}
+
+constexpr kernel_table make_table(softkit_isa isa) {
+  return kernel_table{isa,
+                      exp_nonpositive,
+                      softmax_rows,
+                      log_softmax_rows,
+                      logsumexp_rows,
+                      stats_rows,
+                      softmax_chunk_exp,
+                      scale,
+                      stats_chunk,
+                      log_softmax_chunk_write,
+                      softmax_cols,
+                      log_softmax_cols,
+                      logsumexp_cols,
+                      stats_cols};
+}
