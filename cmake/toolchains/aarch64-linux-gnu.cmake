@@ -11,3 +11,12 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 # xsimd's and Catch2's configs live in the host tree; they are header-only.
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+# The host's multiarch folder is not searched for a foreign target: point at it.
+file(GLOB _softkit_xsimd_dir /usr/lib/*-linux-gnu/cmake/xsimd /usr/share/cmake/xsimd /usr/lib/cmake/xsimd)
+if(_softkit_xsimd_dir)
+  list(GET _softkit_xsimd_dir 0 _softkit_xsimd_dir)
+  set(xsimd_DIR "${_softkit_xsimd_dir}" CACHE PATH "xsimd config (header-only, from the host)")
+endif()
+if(EXISTS /usr/lib/cmake/Catch2)
+  set(Catch2_DIR /usr/lib/cmake/Catch2 CACHE PATH "Catch2 config (header-only, from the host)")
+endif()
