@@ -1,0 +1,68 @@
+#include "bench_common.h"
+
+#include <cstdio>
+#include <random>
+
+namespace skbench {
+
+const char *op_name(Op op) {
+  switch (op) {
+    case Op::softmax: return "softmax";
+    case Op::log_softmax: return "log_softmax";
+    case Op::logsumexp: return "logsumexp";
+    case Op::cross_entropy: return "cross_entropy";
+    case Op::cross_entropy_fwbw: return "cross_entropy_fwbw";
+  }
+  return "?";
+}
+
+std::vector<Op> all_ops() {
+  return {Op::softmax, Op::log_softmax, Op::logsumexp, Op::cross_entropy, Op::cross_entropy_fwbw};
+}
+
+bool op_from_name(const std::string &s, Op *op) {
+  for (Op o : all_ops()) {
+    if (s == op_name(o)) {
+      *op = o;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string Shape::str() const {
+  return std::to_string(outer) + "x" + std::to_string(n) + "x" + std::to_string(inner);
+}
+
+double op_bytes(Op op, const Shape &s) {
+  const double e = static_cast<double>(s.elements()), r = static_cast<double>(s.rows());
+  switch (op) {
+    case Op::softmax:
+    case Op::log_softmax: return 8.0 * e;                    // read x, write y
+    case Op::logsumexp: return 4.0 * e + 4.0 * r;            // read x, write one per row
+    case Op::cross_entropy: return 4.0 * e + 8.0 * r;        // read x and the targets
+    case Op::cross_entropy_fwbw: return 8.0 * e + 8.0 * r;   // read x, targets; write dx
+  }
+  return 0;
+}
+
+const Inputs &inputs_for(const Shape &s) {
+  static std::unique_ptr<Inputs> cached;
+  if (cached && cached->shape.outer == s.outer && cached->shape.n == s.n && cached->shape.inner == s.inner)
+    return *cached;
+  cached.reset();  // free the previous shape first: the largest is 64 MB
+  auto in = std::make_unique<Inputs>();
+  in->shape = s;
+  in->x = AlignedArray<float>(s.elements());
+  in->target = AlignedArray<int64_t>(s.rows());
+  // Fixed seed per shape, so that every run of a shape sees the same data.
+  std::mt19937_64 rng(0x50f7c17 ^ (s.outer * 1000003u) ^ (s.n * 7919u) ^ s.inner);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (size_t i = 0; i < s.elements(); ++i) in->x.data()[i] = normal(rng);
+  std::uniform_int_distribution<int64_t> cls(0, static_cast<int64_t>(s.n) - 1);
+  for (size_t i = 0; i < s.rows(); ++i) in->target.data()[i] = cls(rng);
+  cached = std::move(in);
+  return *cached;
+}
+
+}  // namespace skbench
