@@ -144,8 +144,14 @@ void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std:
 
 // Column blocks of an [outer, n, inner] tensor, inner > 1.
 struct column_blocks {
+  // The kernels copy a block into scratch when it is at most this big.
+  static constexpr std::size_t kMaxScratchFloats = std::size_t{1} << 20;
   std::size_t n, inner, blocks;
   column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_), blocks(ceil_div(inner_, kColBlock)) {}
+  // One per thread; empty (data() == nullptr) for very long columns.
+  std::vector<float> scratch() const {
+    return n * kColBlock <= kMaxScratchFloats ? std::vector<float>(n * kColBlock) : std::vector<float>();
+  }
   std::size_t items(std::size_t outer) const { return outer * blocks; }
   std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * kColBlock; }
   std::size_t width(std::size_t it) const { return min_size(kColBlock, inner - (it % blocks) * kColBlock); }
@@ -215,10 +221,11 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
     float max[kColBlock], log_sum[kColBlock];
     double smooth_sum[kColBlock];
+    std::vector<float> scratch = cb.scratch();
     for (std::size_t it = b; it < e; ++it) {
       const std::size_t o = it / cb.blocks, j0 = (it % cb.blocks) * kColBlock, width = cb.width(it);
       const float *x = s.logits + cb.offset(it);
-      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum);
+      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.data());
       for (std::size_t l = 0; l < width; ++l) {
         const std::size_t sample = o * s.inner + j0 + l;
         const int64_t t = s.targets[sample];
@@ -283,7 +290,9 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     const column_blocks cb(n, inner);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t it = b; it < e; ++it) cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width(it));
+      std::vector<float> scratch = cb.scratch();
+      for (std::size_t it = b; it < e; ++it)
+        cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width(it), scratch.data());
     });
   } else if (n <= kRowChunk) {
     const auto rows = soft ? k.softmax_rows : k.log_softmax_rows;
@@ -313,9 +322,10 @@ softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std:
   if (inner > 1) {
     const column_blocks cb(n, inner);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+      std::vector<float> scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it)
         k.logsumexp_cols(x + cb.offset(it), out + (it / cb.blocks) * inner + (it % cb.blocks) * kColBlock, n, inner,
-                         cb.width(it));
+                         cb.width(it), scratch.data());
     });
   } else if (n <= kRowChunk) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) { k.logsumexp_rows(x + b * n, out + b, e - b, n); });

@@ -54,12 +54,16 @@ struct kernel_table {
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
 
-  // --- column blocks, inner > 1
-  void (*softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width);
-  void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width);
-  void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width);
+  // --- column blocks, inner > 1. scratch: n * kColBlock floats of the caller's,
+  // or nullptr when that would be too large (the kernel then reads x in place).
+  void (*softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
+                       float *scratch);
+  void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
+                           float *scratch);
+  void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
+                         float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
-                     bool smooth, float *max, float *log_sum, double *smooth_sum);
+                     bool smooth, float *max, float *log_sum, double *smooth_sum, float *scratch);
 };
 
 // Each implementation's table; nullptr when the build does not contain it.

@@ -23,6 +23,19 @@ struct isa_ops {
   }
   static void store_tail(float *p, vf v, std::size_t k) { _mm512_mask_storeu_ps(p, mask(k), v); }
   static float hmax(vf v) { return _mm512_reduce_max_ps(v); }
+  // Max and sum across the lanes, broadcast to every lane (fixed tree order).
+  static vf all_max(vf v) {
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_max_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_max_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  }
+  static vf all_sum(vf v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  }
   static vd widen_lo(vf v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
   static vd widen_hi(vf v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
   // vscalefps: p * 2^floor(k) with correct rounding into the subnormals.

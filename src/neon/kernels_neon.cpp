@@ -29,6 +29,8 @@ struct isa_ops {
     std::memcpy(p, buf, k * sizeof(float));
   }
   static float hmax(vf v) { return vmaxvq_f32(v); }
+  static vf all_max(vf v) { return vdupq_n_f32(vmaxvq_f32(v)); }
+  static vf all_sum(vf v) { return vdupq_n_f32(vaddvq_f32(v)); }
   static vd widen_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
   static vd widen_hi(vf v) { return vcvt_high_f64_f32(v); }
   static vf scale_pow2(vf p, vf k, vf t);

@@ -132,20 +132,20 @@ void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max,
   for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>((static_cast<double>(x[i]) - max) - log_sum);
 }
 
-void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *) {
   for (std::size_t j = 0; j < width; ++j) softmax_of({x + j, n, stride}, y + j, stride);
 }
 
-void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
+void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *) {
   for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
 }
 
-void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width) {
+void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width, float *) {
   for (std::size_t j = 0; j < width; ++j) out[j] = logsumexp_of({x + j, n, stride});
 }
 
 void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *w, bool smooth,
-                float *max, float *log_sum, double *smooth_sum_out) {
+                float *max, float *log_sum, double *smooth_sum_out, float *) {
   for (std::size_t j = 0; j < width; ++j)
     stats_of({x + j, n, stride}, w, smooth, max + j, log_sum + j, smooth_sum_out + j);
 }

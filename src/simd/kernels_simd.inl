@@ -238,10 +238,93 @@ inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, fl
   for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
 }
 
+// Short rows (n <= kShortVecs * W): the row stays in registers, x is read once,
+// and the sums stay in float (at most kShortVecs terms per lane, then a fixed tree).
+constexpr std::size_t kShortVecs = 8;
+
+template <std::size_t NV>
+struct short_row {
+  vf v[NV];
+  short_row(const float *x, std::size_t n) {
+    for (std::size_t i = 0; i + 1 < NV; ++i) v[i] = vf::load_unaligned(x + i * W);
+    v[NV - 1] = isa_ops::load_tail(x + (NV - 1) * W, n - (NV - 1) * W, kNegInf);
+  }
+  static void store(float *y, std::size_t n, const vf (&out)[NV]) {
+    for (std::size_t i = 0; i + 1 < NV; ++i) out[i].store_unaligned(y + i * W);
+    isa_ops::store_tail(y + (NV - 1) * W, out[NV - 1], n - (NV - 1) * W);
+  }
+  vf max() const {
+    vf m = v[0];
+    for (std::size_t i = 1; i < NV; ++i) m = xsimd::max(m, v[i]);
+    return isa_ops::all_max(m);
+  }
+  vf exp_sum(vf m, vf (&e)[NV]) const {
+    vf s(0.0f);
+    for (std::size_t i = 0; i < NV; ++i) {
+      e[i] = exp_nonpos(v[i] - m);
+      s += e[i];
+    }
+    return isa_ops::all_sum(s);
+  }
+};
+
+// NV = ceil(n / W): the last vector holds 1..W elements, through load_tail.
+template <class F>
+inline bool with_short_count(std::size_t n, F &&f) {
+  switch ((n + W - 1) / W) {
+    case 1: return f(std::integral_constant<std::size_t, 1>{}), true;
+    case 2: return f(std::integral_constant<std::size_t, 2>{}), true;
+    case 3: return f(std::integral_constant<std::size_t, 3>{}), true;
+    case 4: return f(std::integral_constant<std::size_t, 4>{}), true;
+    case 5: return f(std::integral_constant<std::size_t, 5>{}), true;
+    case 6: return f(std::integral_constant<std::size_t, 6>{}), true;
+    case 7: return f(std::integral_constant<std::size_t, 7>{}), true;
+    case 8: return f(std::integral_constant<std::size_t, 8>{}), true;
+    default: return false;
+  }
+}
+
+template <std::size_t NV>
+void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+    const short_row<NV> row(x, n);
+    const vf m = row.max();
+    vf e[NV];
+    const vf inv = vf(1.0f) / row.exp_sum(m, e);
+    for (std::size_t i = 0; i < NV; ++i) e[i] *= inv;
+    short_row<NV>::store(y, n, e);
+  }
+}
+
+template <std::size_t NV>
+void log_softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+    const short_row<NV> row(x, n);
+    const vf m = row.max();
+    vf e[NV];
+    const vf ls = log_ge1(row.exp_sum(m, e));
+    for (std::size_t i = 0; i < NV; ++i) e[i] = (row.v[i] - m) - ls;
+    short_row<NV>::store(y, n, e);
+  }
+}
+
+// Per row: max and log(sum exp(x - max)) as lane 0 of two vectors.
+template <std::size_t NV>
+void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
+  for (std::size_t r = 0; r < rows; ++r, x += n) {
+    const short_row<NV> row(x, n);
+    const vf m = row.max();
+    vf e[NV];
+    max[r] = m.get(0);
+    log_sum[r] = log_ge1(row.exp_sum(m, e)).get(0);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Kernel entry points: rows.
 
 void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  if (with_short_count(n, [&](auto nv) { softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
   for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
     const float m = row_max(x, n);
     const double s = row_exp_sum<true>(x, y, n, m);
@@ -250,6 +333,7 @@ void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
 }
 
 void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  if (with_short_count(n, [&](auto nv) { log_softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
   alignas(64) float m[W], ls[W];
   for (std::size_t r0 = 0; r0 < rows; r0 += W) {
     const std::size_t count = min_size(W, rows - r0);
@@ -270,7 +354,8 @@ void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n)
   alignas(64) float m[W], ls[W];
   for (std::size_t r0 = 0; r0 < rows; r0 += W) {
     const std::size_t count = min_size(W, rows - r0);
-    rows_max_logsum(x + r0 * n, count, n, m, ls);
+    if (!with_short_count(n, [&](auto nv) { max_logsum_short<decltype(nv)::value>(x + r0 * n, count, n, m, ls); }))
+      rows_max_logsum(x + r0 * n, count, n, m, ls);
     for (std::size_t r = 0; r < count; ++r) {
       const float v = m[r] + ls[r];
       out[r0 + r] = v == v ? v : logsumexp_special(x + (r0 + r) * n, n, 1);
@@ -282,7 +367,10 @@ void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *we
                 float *log_sum, double *smooth_sum) {
   for (std::size_t r0 = 0; r0 < rows; r0 += W) {
     const std::size_t count = min_size(W, rows - r0);
-    rows_max_logsum(x + r0 * n, count, n, max + r0, log_sum + r0);
+    if (!with_short_count(n, [&](auto nv) {
+          max_logsum_short<decltype(nv)::value>(x + r0 * n, count, n, max + r0, log_sum + r0);
+        }))
+      rows_max_logsum(x + r0 * n, count, n, max + r0, log_sum + r0);
     if (smooth)
       for (std::size_t r = r0; r < r0 + count; ++r) smooth_sum[r] = row_smooth_sum(x + r * n, n, weights, max[r]);
   }
@@ -311,8 +399,11 @@ void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max,
 }
 
 // ---------------------------------------------------------------------------
-// Column blocks (inner > 1): each lane is one softmax row; one vector of columns
-// at a time walks down the n rows, four rows per step for independent chains.
+// Column blocks (inner > 1): each lane is one softmax row. With scratch, the
+// block is first copied row by row into a contiguous buffer, one run of n
+// vectors per vector of columns: a power-of-two inner otherwise maps every row
+// to the same cache set, and the passes would thrash. Without scratch (very long
+// columns), the passes walk x directly.
 
 struct col_vec {
   const float *x;
@@ -342,7 +433,8 @@ inline vf col_max(const col_vec &c, std::size_t n) {
   return xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3));
 }
 
-// Per-lane sum of exp(x - m) as double halves; with y, also stores the exps.
+// Per-lane sum of exp(x - m) as double halves; with y (same layout as c), also
+// stores the exps.
 inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   wide_sum acc;
   std::size_t r = 0;
@@ -378,79 +470,122 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   return acc;
 }
 
-// The per-lane sums as floats (lanes beyond the block read as 1).
-inline vf col_sums_f32(const wide_sum &acc) {
-  alignas(64) double lo[W / 2], hi[W / 2];
-  acc.lo.store_aligned(lo);
-  acc.hi.store_aligned(hi);
-  // widen_lo holds lanes [0, W/2), widen_hi lanes [W/2, W).
-  alignas(64) float s[W];
-  for (std::size_t i = 0; i < W / 2; ++i) {
-    s[i] = static_cast<float>(lo[i]);
-    s[i + W / 2] = static_cast<float>(hi[i]);
+// Per-lane sum of w[r] * (m - x[r]) (w = 1 without weights), as double halves.
+inline wide_sum col_smooth_sum(const col_vec &c, std::size_t n, vf m, const float *weights) {
+  wide_sum acc;
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    vf a(0.0f);
+    for (; r < end; ++r) {
+      const vf d = m - c.load(r, 0.0f);
+      a = weights ? xsimd::fma(d, vf(weights[r]), a) : a + d;
+    }
+    acc.add(a);
   }
+  return acc;
+}
+
+// The per-lane sums, rounded to float. widen_lo holds lanes [0, W/2), widen_hi the rest.
+inline void wide_lanes(const wide_sum &acc, double *out) {
+  acc.lo.store_unaligned(out);
+  acc.hi.store_unaligned(out + W / 2);
+}
+inline vf col_sums_f32(const wide_sum &acc) {
+  alignas(64) double d[W];
+  wide_lanes(acc, d);
+  alignas(64) float s[W];
+  for (std::size_t i = 0; i < W; ++i) s[i] = static_cast<float>(d[i]);
   return vf::load_aligned(s);
 }
 
-void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
-  for (std::size_t j = 0; j < width; j += W) {
-    const col_vec c{x + j, stride, min_size(W, width - j)};
-    const vf m = col_max(c, n);
-    const wide_sum acc = col_exp_sum(c, n, m, y + j);
-    const vf inv = vf(1.0f) / col_sums_f32(acc);
-    for (std::size_t r = 0; r < n; ++r) {
-      float *yr = y + j + r * stride;
-      col_store(yr, (c.lanes == W ? vf::load_unaligned(yr) : isa_ops::load_tail(yr, c.lanes, 0.0f)) * inv, c.lanes);
+// A block of up to kColBlock columns, as vectors of columns.
+struct col_block {
+  static constexpr std::size_t kMaxVecs = kColBlock / W;
+  const float *x;
+  std::size_t n, stride, width, vecs;
+  float *scratch;  // n * kColBlock floats, or nullptr
+  col_block(const float *x_, std::size_t n_, std::size_t stride_, std::size_t width_, float *scratch_)
+      : x(x_), n(n_), stride(stride_), width(width_), vecs((width_ + W - 1) / W), scratch(scratch_) {}
+  std::size_t lanes(std::size_t v) const { return min_size(W, width - v * W); }
+  // Where the passes read vector-of-columns v: the buffer or x itself.
+  col_vec source(std::size_t v) const {
+    return scratch ? col_vec{scratch + v * n * W, W, W} : col_vec{x + v * W, stride, lanes(v)};
+  }
+  // Fills m[v] with each vector's column max; with scratch, also copies the block.
+  void max(vf *m) const {
+    if (!scratch) {
+      for (std::size_t v = 0; v < vecs; ++v) m[v] = col_max(source(v), n);
+      return;
     }
+    for (std::size_t v = 0; v < vecs; ++v) m[v] = vf(kNegInf);
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t v = 0; v < vecs; ++v) {
+        const vf a = col_vec{x + v * W, stride, lanes(v)}.load(r, kNegInf);
+        a.store_unaligned(scratch + (v * n + r) * W);
+        m[v] = xsimd::max(m[v], a);
+      }
   }
+};
+
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *scratch) {
+  const col_block b(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs], inv[col_block::kMaxVecs];
+  b.max(m);
+  for (std::size_t v = 0; v < b.vecs; ++v) {
+    // The exps go to the buffer, or straight to y.
+    const col_vec src = b.source(v);
+    float *dst = scratch ? scratch + v * n * W : y + v * W;
+    inv[v] = vf(1.0f) / col_sums_f32(col_exp_sum(src, n, m[v], dst));
+  }
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t v = 0; v < b.vecs; ++v) {
+      const col_vec e = scratch ? col_vec{scratch + v * n * W, W, W} : col_vec{y + v * W, stride, b.lanes(v)};
+      col_store(y + r * stride + v * W, e.load(r, 0.0f) * inv[v], b.lanes(v));
+    }
 }
 
-void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width) {
-  for (std::size_t j = 0; j < width; j += W) {
-    const col_vec c{x + j, stride, min_size(W, width - j)};
-    const vf m = col_max(c, n);
-    const vf ls = log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr)));
-    for (std::size_t r = 0; r < n; ++r) col_store(y + j + r * stride, (c.load(r, 0.0f) - m) - ls, c.lanes);
-  }
+void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
+                      float *scratch) {
+  const col_block b(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs], ls[col_block::kMaxVecs];
+  b.max(m);
+  for (std::size_t v = 0; v < b.vecs; ++v) ls[v] = log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr)));
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t v = 0; v < b.vecs; ++v)
+      col_store(y + r * stride + v * W, (b.source(v).load(r, 0.0f) - m[v]) - ls[v], b.lanes(v));
 }
 
-void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width) {
-  for (std::size_t j = 0; j < width; j += W) {
-    const col_vec c{x + j, stride, min_size(W, width - j)};
-    const vf m = col_max(c, n);
-    alignas(64) float v[W];
-    (m + log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr)))).store_aligned(v);
-    for (std::size_t l = 0; l < c.lanes; ++l) out[j + l] = v[l] == v[l] ? v[l] : logsumexp_special(x + j + l, n, stride);
+void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
+                    float *scratch) {
+  const col_block b(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs];
+  b.max(m);
+  for (std::size_t v = 0; v < b.vecs; ++v) {
+    alignas(64) float lse[W];
+    (m[v] + log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr)))).store_aligned(lse);
+    for (std::size_t l = 0; l < b.lanes(v); ++l) {
+      const std::size_t j = v * W + l;
+      out[j] = lse[l] == lse[l] ? lse[l] : logsumexp_special(x + j, n, stride);
+    }
   }
 }
 
 void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
-                bool smooth, float *max, float *log_sum, double *smooth_sum) {
-  for (std::size_t j = 0; j < width; j += W) {
-    const col_vec c{x + j, stride, min_size(W, width - j)};
-    const vf m = col_max(c, n);
+                bool smooth, float *max, float *log_sum, double *smooth_sum, float *scratch) {
+  const col_block b(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs];
+  b.max(m);
+  for (std::size_t v = 0; v < b.vecs; ++v) {
     alignas(64) float mv[W], lv[W];
-    m.store_aligned(mv);
-    log_ge1(col_sums_f32(col_exp_sum(c, n, m, nullptr))).store_aligned(lv);
-    for (std::size_t l = 0; l < c.lanes; ++l) {
-      max[j + l] = mv[l];
-      log_sum[j + l] = lv[l];
+    alignas(64) double sv[W];
+    m[v].store_aligned(mv);
+    log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr))).store_aligned(lv);
+    if (smooth) wide_lanes(col_smooth_sum(b.source(v), n, m[v], weights), sv);
+    for (std::size_t l = 0; l < b.lanes(v); ++l) {
+      max[v * W + l] = mv[l];
+      log_sum[v * W + l] = lv[l];
+      if (smooth) smooth_sum[v * W + l] = sv[l];
     }
-    if (!smooth) continue;
-    wide_sum acc;
-    for (std::size_t r = 0; r < n;) {
-      const std::size_t end = r + min_size(n - r, kFlush);
-      vf a(0.0f);
-      for (; r < end; ++r) {
-        const vf d = m - c.load(r, 0.0f);
-        a = weights ? xsimd::fma(d, vf(weights[r]), a) : a + d;
-      }
-      acc.add(a);
-    }
-    alignas(64) double lo[W / 2], hi[W / 2];
-    acc.lo.store_aligned(lo);
-    acc.hi.store_aligned(hi);
-    for (std::size_t l = 0; l < c.lanes; ++l) smooth_sum[j + l] = l < W / 2 ? lo[l] : hi[l - W / 2];
   }
 }
 
