@@ -81,6 +81,7 @@ struct TorchRunner : Runner {
 }  // namespace
 
 std::string torch_version_string() {
+  static const std::string cached = [] {
   std::string v = TORCH_VERSION;
   // "CPU capability usage: AVX512" from the build configuration, if present.
   std::string cfg = at::show_config();
@@ -91,6 +92,8 @@ std::string torch_version_string() {
     v += " (cpu capability " + cfg.substr(at_ + key.size(), end - at_ - key.size()) + ")";
   }
   return v;
+  }();
+  return cached;
 }
 
 void add_torch_impls(const Options &, std::vector<Impl> *out, std::vector<std::string> *) {

@@ -102,7 +102,7 @@ def shape_sort(s):
 def dpkg_version(pkg):
     try:
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        return out.stdout.strip() if out.returncode == 0 else ""  # e.g. 2.6.3-1, 1.13.1+dfsg-4
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -306,6 +306,7 @@ def main():
     ap.add_argument("--out", default=".", help="folder for the CSV, JSON, Markdown and plots")
     ap.add_argument("--bin", default="build/bench/softkit_bench", help="the binary, for the rerun hint")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--image-prefix", default="", help="prefix of the PNG paths in results.md, e.g. bench/results/")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -332,11 +333,19 @@ def main():
                 f"L3 {sum(c['size'] for c in ctx.get('caches', []) if c.get('level') == 3) // 1048576} MiB")
     peers_line = []
     if ctx.get("onednn_version"):
-        peers_line.append(f"oneDNN {ctx['onednn_version']} (libdnnl-dev {versions['libdnnl-dev'] or '?'}, "
-                          f"ISA: {ctx.get('onednn_isa', 'auto')})")
+        peers_line.append(f"oneDNN {ctx['onednn_version']}, package libdnnl-dev {versions['libdnnl-dev'] or '?'}, "
+                          f"runs: {ctx.get('onednn_isa', 'auto')}")
     if ctx.get("torch_version"):
-        peers_line.append(f"libtorch {ctx['torch_version']} (libtorch-dev {versions['libtorch-dev'] or '?'})")
+        peers_line.append(f"libtorch {ctx['torch_version']}, package libtorch-dev {versions['libtorch-dev'] or '?'}")
     errors = [r for r in rows if r["error"]]
+    # A floor that gets slower with more threads means the run shared its cores.
+    suspect = []
+    for (op, impl, isa, t, shape), r in sorted(res.by.items(), key=lambda kv: str(kv[0])):
+        if impl in FLOORS and t > 1 and r["gelem_s"]:
+            one = res.get(op, impl, isa, 1, shape)
+            if one and r["gelem_s"] < 0.5 * one:
+                suspect.append(f"{op} {shape_label(shape)} t{t}")
+    load_avg = ctx.get("load_avg", [0])[0] if ctx.get("load_avg") else 0
     skipped = [s for s in ctx.get("skipped", "").split("; ") if s]
 
     # ---- stdout
@@ -353,6 +362,11 @@ def main():
         print(render_text(header, lines))
     for r in errors:
         print(f"failed: {r['name']}: {r['error']}")
+    if suspect:
+        print(f"\nwarning: the memory floor ran at under half its 1-thread speed with more threads on "
+              f"{len(suspect)} case(s) ({', '.join(suspect[:6])}{', ...' if len(suspect) > 6 else ''}): "
+              f"other work was sharing the cores (load average {load_avg:.2f} at the start); "
+              f"multi-thread numbers there are not reliable.")
 
     # ---- files
     long_fields = ["name", "op", "impl", "isa", "threads", "outer", "n", "inner", "gelem_s", "gbyte_s", "time_us",
@@ -380,10 +394,11 @@ def main():
         if r["impl"] == "softkit" and not r["error"]:
             best.setdefault(r["op"], set()).add(r["isa"])
     md = [f"## Benchmark results ({date})", "",
-          f"Measured on this machine: {cpu_line}; {ctx.get('host_name', '')} under Linux.",
+          f"Measured on {cpu_line}, Linux.",
           "Peers: " + ("; ".join(peers_line) if peers_line else "none") +
           f"; naive C++ = the seed's algorithm (max, std::exp, sum, divide) built with g++ "
-          f"{versions['g++'] or ''} -O3; Google Benchmark {versions['libbenchmark-dev'] or ''}.", ""]
+          f"{re.sub(r'^[0-9]+:|-[^-]*$', '', versions['g++']) or ''} -O3; "
+          f"Google Benchmark {versions['libbenchmark-dev'] or ''}.", ""]
     if skipped:
         md += ["Skipped: " + "; ".join(skipped) + ".", ""]
     md += ["Throughput in G elements/s (logits per second; higher is better). `x peer` is softkit's speed-up "
@@ -392,7 +407,7 @@ def main():
            "(logsumexp, cross-entropy forward), on the same threads. On `avx2` rows oneDNN is held to AVX2 "
            "(`ONEDNN_MAX_CPU_ISA=AVX2`, marked `(avx2)`); elsewhere every peer uses its own ISA choice.", ""]
     for png in pngs:
-        md += [f"![throughput, {png}]({png})", ""]
+        md += [f"![throughput, {png}]({args.image_prefix}{png})", ""]
     md += ["Reproduce: `scripts/bench.sh` (full run, results in `build/bench-results/`), "
            "`scripts/bench.sh --quick` (under a minute), or one case: "
            f"`{args.bin} --benchmark_filter='^softmax/softkit/avx512/t1/1x50257x1$'`.", ""]
@@ -407,6 +422,10 @@ def main():
     for op, (header, lines, _) in tables.items():
         md += [f"**{OP_TITLE[op]}**", "", render_md(header, lines), ""]
     md += ["</details>", ""]
+    if suspect:
+        md += [f"Caveat: with more than one thread the memory floor ran at under half its 1-thread speed on "
+               f"{len(suspect)} case(s) ({', '.join(suspect)}): the cores were shared with other work "
+               f"(load average {load_avg:.2f} at the start), so those multi-thread numbers are not reliable.", ""]
     if errors:
         md += ["Cases that did not run: " + "; ".join(f"`{r['name']}`: {r['error']}" for r in errors), ""]
     with open(os.path.join(args.out, "results.md"), "w") as f:
