@@ -361,6 +361,7 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
   std::size_t total = 0, samples = 0;
   if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
   if (softkit_status st = count_elements(outer, 1, inner, &samples)) return st;
+  if (samples > std::numeric_limits<std::size_t>::max() / sizeof(int64_t)) return SOFTKIT_ERROR_SIZE_OVERFLOW;
   const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
   if (samples == 0) {  // PyTorch on an empty batch: mean NaN, sum 0
     if (!none && loss) *loss = o.reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;

@@ -32,6 +32,15 @@ float max_of(row r) {
 // which is how a row of all -inf or one holding +inf turns NaN, as in PyTorch.
 double shifted_exp(float x, float m) { return std::exp(static_cast<double>(x) - static_cast<double>(m)); }
 
+// For the driver's combine: NaN if the span holds NaN and nothing above -inf.
+float chunk_max(row r) {
+  const float m = max_of(r);
+  if (m == -kInf)
+    for (std::size_t i = 0; i < r.n; ++i)
+      if (r[i] != r[i]) return r[i];
+  return m;
+}
+
 double exp_sum(row r, float m) {
   double s = 0.0;
   for (std::size_t i = 0; i < r.n; ++i) s += shifted_exp(r[i], m);
@@ -105,7 +114,7 @@ void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *w,
 
 void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
   const row r{x, n, 1};
-  *max = max_of(r);
+  *max = chunk_max(r);
   double s = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     const double e = shifted_exp(x[i], *max);
@@ -122,7 +131,7 @@ void scale(float *y, std::size_t n, float factor) {
 span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth) {
   const row r{x, n, 1};
   span_stats st;
-  st.max = max_of(r);
+  st.max = chunk_max(r);
   st.sum = exp_sum(r, st.max);
   st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
   return st;

@@ -379,8 +379,18 @@ void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *we
 // ---------------------------------------------------------------------------
 // Kernel entry points: chunks of a long row.
 
+// A chunk's max, NaN if the chunk holds NaN and nothing above -inf: the driver
+// skips all -inf chunks when it combines them, and must not skip a NaN.
+inline float chunk_max(const float *x, std::size_t n) {
+  const float m = row_max(x, n);
+  if (m == kNegInf)
+    for (std::size_t i = 0; i < n; ++i)
+      if (x[i] != x[i]) return x[i];
+  return m;
+}
+
 void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
-  *max = row_max(x, n);
+  *max = chunk_max(x, n);
   *sum = row_exp_sum<true>(x, y, n, *max);
 }
 
@@ -388,7 +398,7 @@ void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
 span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
   span_stats st;
-  st.max = row_max(x, n);
+  st.max = chunk_max(x, n);
   st.sum = row_exp_sum<false>(x, nullptr, n, st.max);
   st.smooth = smooth ? row_smooth_sum(x, n, weights, st.max) : 0.0;
   return st;
