@@ -1,0 +1,136 @@
+// The accuracy and shape suites shared by softmax, log_softmax and logsumexp;
+// each op's test file instantiates them for its op.
+#ifndef SOFTKIT_TESTS_OP_SUITES_HPP
+#define SOFTKIT_TESTS_OP_SUITES_HPP
+
+#include <numeric>
+
+#include "test_util.hpp"
+
+namespace tu {
+
+// Op over dimension `dim` of a contiguous tensor of `shape`, called as
+// [outer, n, inner], checked against a per-slice reference that walks the
+// tensor by multi-index and strides (not by the outer/inner formula).
+inline void verify_along_dim(Op op, const std::vector<std::size_t> &shape, std::size_t dim, std::uint64_t seed) {
+  const std::size_t rank = shape.size();
+  std::vector<std::size_t> stride(rank, 1);
+  for (std::size_t d = rank - 1; d > 0; --d) stride[d - 1] = stride[d] * shape[d];
+  const std::size_t total = stride[0] * shape[0];
+  std::size_t outer = 1, inner = 1;
+  for (std::size_t d = 0; d < dim; ++d) outer *= shape[d];
+  for (std::size_t d = dim + 1; d < rank; ++d) inner *= shape[d];
+  const std::size_t n = shape[dim];
+
+  // Reduced shape (logsumexp output): dim removed.
+  std::vector<std::size_t> rstride(rank, 0);
+  {
+    std::size_t s = 1;
+    for (std::size_t d = rank; d-- > 0;) {
+      if (d == dim) continue;
+      rstride[d] = s;
+      s *= shape[d];
+    }
+  }
+
+  std::vector<float> x = make_tensor(Dist::Uniform10, 1, total, 1, seed);
+  const std::vector<float> got = run(op, x, outer, n, inner);
+
+  std::ostringstream lab;
+  lab << "shape (";
+  for (std::size_t d = 0; d < rank; ++d) lab << shape[d] << (d + 1 < rank ? "," : "");
+  lab << ") dim " << dim;
+  const std::string label = lab.str();
+
+  Compare c;
+  std::vector<std::size_t> idx(rank, 0);
+  for (std::size_t flat = 0; flat < total; ++flat) {
+    std::size_t rem = flat;
+    for (std::size_t d = 0; d < rank; ++d) {
+      idx[d] = rem / stride[d];
+      rem %= stride[d];
+    }
+    if (idx[dim] != 0) continue;  // one slice per start position
+    std::size_t base = 0, rbase = 0;
+    for (std::size_t d = 0; d < rank; ++d) {
+      base += idx[d] * stride[d];
+      rbase += idx[d] * rstride[d];
+    }
+    std::vector<float> slice(n);
+    for (std::size_t k = 0; k < n; ++k) slice[k] = x[base + k * stride[dim]];
+    const auto st = ref::stats(slice.data(), 1, n, 1);
+    const auto want = reference(op, slice, 1, n, 1, st);
+    if (op == Op::LogSumExp) {
+      compare_one(c, op, 0.0f, st[0], got[rbase], want[0], flat, 0, 0, label);
+    } else {
+      for (std::size_t k = 0; k < n; ++k)
+        compare_one(c, op, slice[k], st[0], got[base + k * stride[dim]], want[k], flat, k, 0, label);
+    }
+  }
+  INFO(op_name(op) << " " << label << ": " << c.bad << " of " << c.checked << " bad; first: " << c.first_bad);
+  CHECK(c.checked == (op == Op::LogSumExp ? total / n : total));
+  CHECK(c.bad == 0);
+}
+
+inline void suite_every_dim(Op op) {
+  const std::vector<std::vector<std::size_t>> shapes = {
+      {1}, {7}, {33}, {3, 5}, {1, 9}, {6, 1}, {2, 3, 4}, {4, 1, 5}, {3, 17, 2}, {2, 3, 4, 5}, {1, 2, 1, 3}, {3, 1, 4, 2}, {2, 19, 3, 9}};
+  std::uint64_t seed = 1;
+  for (const auto &shape : shapes)
+    for (std::size_t d = 0; d < shape.size(); ++d) verify_along_dim(op, shape, d, seed++);
+}
+
+// Random rows of every length of accuracy_lengths(), all distributions.
+inline void suite_row_lengths(Op op) {
+  for (std::size_t n : accuracy_lengths())
+    for (Dist d : kAllDists) {
+      const std::size_t outer = rows_for(n);
+      const auto x = make_tensor(d, outer, n, 1, 100 + n);
+      verify(op, x, outer, n, 1, shape_label(outer, n, 1) + " " + dist_name(d));
+    }
+}
+
+// inner > 1: column blocks.
+inline void suite_inner(Op op) {
+  const std::size_t shapes[][3] = {{3, 17, 5}, {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100}, {1, 1, 7},
+                                   {2, 3, 65},  {1, 300, 129}, {3, 16385, 2}};
+  for (const auto &s : shapes)
+    for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
+      const auto x = make_tensor(d, s[0], s[1], s[2], 7);
+      verify(op, x, s[0], s[1], s[2], shape_label(s[0], s[1], s[2]) + " " + dist_name(d));
+    }
+  for (std::size_t inner = 1; inner <= 20; ++inner)
+    for (std::size_t n : {1, 2, 3, 7, 16, 33, 100}) {
+      const Dist d = kAllDists[(inner + n) % 5];
+      const auto x = make_tensor(d, 2, n, inner, inner * 1000 + n);
+      verify(op, x, 2, n, inner, shape_label(2, n, inner) + " " + dist_name(d));
+    }
+}
+
+// Long columns: n = 2^18 + 3 with inner = 3.
+inline void suite_long_columns(Op op) {
+  for (Dist d : {Dist::Normal1, Dist::Normal30}) {
+    const std::size_t n = (std::size_t(1) << 18) + 3;
+    const auto x = make_tensor(d, 1, n, 3, 99);
+    verify(op, x, 1, n, 3, shape_label(1, n, 3) + " " + dist_name(d));
+  }
+}
+
+// x == y: the op in place gives the reference result too.
+inline void suite_in_place(Op op) {
+  const std::size_t shapes[][3] = {{5, 1, 1}, {3, 33, 1}, {1, 16385, 1}, {2, 40000, 1}, {3, 17, 5}, {2, 1000, 64}, {1, 20000, 3}};
+  for (const auto &s : shapes) {
+    const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 5);
+    std::vector<float> y = x;
+    REQUIRE(op_fn(op)(y.data(), y.data(), s[0], s[1], s[2]) == SOFTKIT_OK);
+    const auto st = ref::stats(x.data(), s[0], s[1], s[2]);
+    const auto want = reference(op, x, s[0], s[1], s[2], st);
+    const Compare c = compare(op, x, y, want, st, s[0], s[1], s[2], "in place " + shape_label(s[0], s[1], s[2]));
+    INFO(op_name(op) << " in place: " << c.bad << " of " << c.checked << " bad; first: " << c.first_bad);
+    CHECK(c.bad == 0);
+  }
+}
+
+}  // namespace tu
+
+#endif  // SOFTKIT_TESTS_OP_SUITES_HPP

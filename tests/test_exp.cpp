@@ -1,0 +1,215 @@
+// softkit_internal_tests: the exp the kernels use (kernel_table::exp_nonpositive)
+// of the ISA named by SOFTKIT_TEST_ISA, over every float in [-104, 0] (or every
+// SOFTKIT_TEST_EXP_STRIDE-th one), against exp in double rounded to float.
+// Exit code 77 when this CPU or build lacks the ISA.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "dispatch.h"
+#include "kernels.h"
+
+namespace {
+
+const softkit::kernel_table *g_table = nullptr;
+const char *g_isa_name = "default";
+
+float from_bits(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+std::uint32_t to_bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+struct SweepResult {
+  std::uint64_t count = 0;
+  std::uint64_t bad = 0;          // NaN, negative or > 2 ulp
+  std::uint64_t inexact = 0;      // not the correctly rounded float
+  std::uint32_t worst_ulp = 0;    // in float steps from the correctly rounded result
+  double worst_frac = 0;          // |y - exp(x)| / ulp(exp(x)), exp(x) in double
+  float worst_x = 0, worst_y = 0;
+  float first_bad_x = 0, first_bad_y = 0;
+};
+
+double float_ulp(double r) {
+  if (r < 0x1p-126) return 0x1p-149;
+  int e;
+  std::frexp(r, &e);
+  return std::ldexp(1.0, e - 24);
+}
+
+// Bit patterns [lo, hi] of negative floats (0x80000000 = -0.0 ... 0xC2D00000 = -104).
+void sweep(std::uint32_t lo, std::uint32_t hi, std::uint32_t stride, SweepResult *out) {
+  constexpr std::size_t kBatch = 1 << 16;
+  std::vector<float> x(kBatch), y(kBatch);
+  SweepResult r;
+  std::uint64_t u = lo;
+  while (u <= hi) {
+    std::size_t m = 0;
+    for (; m < kBatch && u <= hi; ++m, u += stride) x[m] = from_bits((std::uint32_t)u);
+    g_table->exp_nonpositive(x.data(), y.data(), m);
+    for (std::size_t k = 0; k < m; ++k) {
+      const double e = std::exp((double)x[k]);
+      const float want = (float)e;
+      const float got = y[k];
+      ++r.count;
+      if (got == want) continue;
+      ++r.inexact;
+      std::uint32_t dist;
+      if (!(got >= 0.0f) || std::isinf(got)) {
+        dist = std::numeric_limits<std::uint32_t>::max();
+      } else {
+        const std::uint32_t a = to_bits(got), b = to_bits(want);
+        dist = a > b ? a - b : b - a;
+      }
+      const double frac = std::isfinite(got) ? std::fabs((double)got - e) / float_ulp(e) : 1e300;
+      if (dist > 2) {
+        if (r.bad++ == 0) {
+          r.first_bad_x = x[k];
+          r.first_bad_y = got;
+        }
+      }
+      if (dist > r.worst_ulp || (dist == r.worst_ulp && frac > r.worst_frac)) {
+        r.worst_ulp = dist;
+        r.worst_x = x[k];
+        r.worst_y = got;
+      }
+      r.worst_frac = std::max(r.worst_frac, frac);
+    }
+  }
+  *out = r;
+}
+
+}  // namespace
+
+TEST_CASE("exp_nonpositive over every float in [-104, 0]", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  REQUIRE(g_table->exp_nonpositive != nullptr);
+  std::uint32_t stride = 1;
+  if (const char *s = std::getenv("SOFTKIT_TEST_EXP_STRIDE")) stride = (std::uint32_t)std::max(1L, std::atol(s));
+  const std::uint32_t lo = 0x80000000u, hi = to_bits(-104.0f);
+  REQUIRE(hi == 0xC2D00000u);
+
+  unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<SweepResult> parts(threads);
+  std::vector<std::thread> pool;
+  const std::uint64_t steps = ((std::uint64_t)hi - lo) / stride + 1;
+  for (unsigned t = 0; t < threads; ++t) {
+    const std::uint64_t a = steps * t / threads, b = steps * (t + 1) / threads;
+    if (a == b) continue;
+    pool.emplace_back(sweep, (std::uint32_t)(lo + a * stride), (std::uint32_t)(lo + (b - 1) * stride), stride,
+                      &parts[t]);
+  }
+  for (auto &th : pool) th.join();
+
+  SweepResult r;
+  for (const auto &p : parts) {
+    r.count += p.count;
+    if (p.bad && !r.bad) {
+      r.first_bad_x = p.first_bad_x;
+      r.first_bad_y = p.first_bad_y;
+    }
+    r.bad += p.bad;
+    r.inexact += p.inexact;
+    if (p.worst_ulp > r.worst_ulp) {
+      r.worst_ulp = p.worst_ulp;
+      r.worst_x = p.worst_x;
+      r.worst_y = p.worst_y;
+    }
+    r.worst_frac = std::max(r.worst_frac, p.worst_frac);
+  }
+  std::printf("exp sweep on %s: %llu floats (stride %u), %llu not correctly rounded, worst %u ulp", g_isa_name,
+              (unsigned long long)r.count, stride, (unsigned long long)r.inexact, r.worst_ulp);
+  if (r.inexact)
+    std::printf(" (x = %.9g, got %.9g, correctly rounded %.9g), worst |error| %.3f ulp of the exact value",
+                (double)r.worst_x, (double)r.worst_y, (double)(float)std::exp((double)r.worst_x), r.worst_frac);
+  std::printf("\n");
+  INFO("first value beyond 2 ulp: exp(" << r.first_bad_x << ") = " << r.first_bad_y << ", want "
+                                        << (float)std::exp((double)r.first_bad_x));
+  CHECK(r.count == steps);
+  CHECK(r.bad == 0);
+  CHECK(r.worst_ulp <= 2);
+}
+
+TEST_CASE("exp_nonpositive special values", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  const float inf = std::numeric_limits<float>::infinity();
+  // Each value alone (scalar tail) and inside a longer vector (SIMD body).
+  const float specials[] = {-inf, std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f, -1e-45f, -104.0f, -1000.0f,
+                            -3.4e38f, -87.33654f, -103.97208f};
+  for (std::size_t len : {1, 3, 8, 16, 17, 33, 64}) {
+    for (std::size_t pos = 0; pos < len; pos += std::max<std::size_t>(1, len / 3)) {
+      for (float s : specials) {
+        std::vector<float> x(len, -1.0f), y(len, 123.0f);
+        x[pos] = s;
+        g_table->exp_nonpositive(x.data(), y.data(), len);
+        INFO("exp(" << s << ") at " << pos << " of " << len << " = " << y[pos]);
+        if (std::isnan(s)) {
+          CHECK(std::isnan(y[pos]));
+        } else if (s == -inf || s <= -104.0f) {
+          CHECK(y[pos] == (s <= -104.0f && s > -inf ? (float)std::exp((double)s) : 0.0f));
+        } else if (s == 0.0f) {
+          CHECK(y[pos] == 1.0f);
+        } else {
+          const float want = (float)std::exp((double)s);
+          CHECK(std::fabs((double)y[pos] - want) <= 2 * float_ulp(want));
+        }
+        // The neighbours are unaffected.
+        for (std::size_t k = 0; k < len; ++k)
+          if (k != pos) CHECK(y[k] == Approx(std::exp(-1.0)).epsilon(3e-7));
+      }
+    }
+  }
+  // Far below -104 underflows to 0.
+  std::vector<float> far = {-105.0f, -150.0f, -1e10f, -3.4e38f};
+  std::vector<float> y(far.size(), 1.0f);
+  g_table->exp_nonpositive(far.data(), y.data(), far.size());
+  for (float v : y) CHECK(v == 0.0f);
+}
+
+int main(int argc, char **argv) {
+  const char *want = std::getenv("SOFTKIT_TEST_ISA");
+  softkit_isa isa = softkit::active_kernels()->isa;
+  if (want != nullptr && *want != '\0') {
+    static const struct {
+      const char *name;
+      softkit_isa isa;
+    } names[] = {{"scalar", SOFTKIT_ISA_SCALAR}, {"avx2", SOFTKIT_ISA_AVX2}, {"avx512", SOFTKIT_ISA_AVX512},
+                 {"neon", SOFTKIT_ISA_NEON}};
+    bool found = false;
+    for (const auto &n : names)
+      if (std::strcmp(want, n.name) == 0) {
+        isa = n.isa;
+        found = true;
+      }
+    if (!found) {
+      std::fprintf(stderr, "SOFTKIT_TEST_ISA=%s is not one of scalar|avx2|avx512|neon\n", want);
+      return 2;
+    }
+    g_isa_name = want;
+  }
+  g_table = softkit::kernels_for(isa);
+  if (g_table == nullptr) {
+    std::printf("skipping: %s not supported here\n", g_isa_name);
+    return 77;
+  }
+  if (want == nullptr || *want == '\0') g_isa_name = softkit_isa_name(isa);
+  std::printf("exp kernel of ISA %s\n", g_isa_name);
+  std::fflush(stdout);
+  const int failed = Catch::Session().run(argc, argv);
+  return failed == 0 ? 0 : 1;
+}
