@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 jobs=$(nproc)
-groups=(build peers)
+groups=(build peers abi)
 [[ $cross == 1 && $(uname -m) == x86_64 ]] && groups+=(cross)
 scripts/deps.sh "${groups[@]}"
 
@@ -30,6 +30,10 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOFTKIT_BUILD_BENCHMARKS=OFF
 cmake --build "$build" -j "$jobs"
 step "native tests"
 ctest --test-dir "$build" --output-on-failure -j "$jobs"
+step "static libsoftkit (SOFTKIT_BUILD_SHARED=OFF): exported symbols, install, consumers"
+cmake -S . -B "$build-static" -DCMAKE_BUILD_TYPE=Release -DSOFTKIT_BUILD_SHARED=OFF -DSOFTKIT_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build "$build-static" -j "$jobs" --target softkit
+ctest --test-dir "$build-static" --output-on-failure -j "$jobs" -L "abi|install"
 
 if [[ $cross == 1 && $(uname -m) == x86_64 ]]; then
   step "aarch64 cross build, tests under qemu-aarch64 (neon, scalar)"

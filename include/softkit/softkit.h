@@ -22,9 +22,14 @@
 #define SOFTKIT_VERSION_MINOR 0
 #define SOFTKIT_VERSION_PATCH 0
 
+/* SOFTKIT_API marks the exported C API. libsoftkit is compiled with
+ * -fvisibility=hidden and linked with a version script (abi/softkit.map), so
+ * these functions, all named softkit_*, are its only dynamic symbols. The
+ * attribute is also on the declarations a consumer sees, so that including this
+ * header under "#pragma GCC visibility push(hidden)" still links. */
 #if defined(_WIN32)
-#  define SOFTKIT_API
-#elif defined(SOFTKIT_BUILDING_LIBRARY)
+#  define SOFTKIT_API /* Windows is not a supported target (no dllexport) */
+#elif defined(__GNUC__) && __GNUC__ >= 4
 #  define SOFTKIT_API __attribute__((visibility("default")))
 #else
 #  define SOFTKIT_API
