@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "dispatch.h"
@@ -142,19 +143,24 @@ void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std:
   });
 }
 
-// Column blocks of an [outer, n, inner] tensor, inner > 1.
+// Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on
+// the shape alone: as wide as keeps the scratch copy in L1, at least 64 columns.
 struct column_blocks {
-  // The kernels copy a block into scratch when it is at most this big.
-  static constexpr std::size_t kMaxScratchFloats = std::size_t{1} << 20;
-  std::size_t n, inner, blocks;
-  column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_), blocks(ceil_div(inner_, kColBlock)) {}
-  // One per thread; empty (data() == nullptr) for very long columns.
-  std::vector<float> scratch() const {
-    return n * kColBlock <= kMaxScratchFloats ? std::vector<float>(n * kColBlock) : std::vector<float>();
+  static constexpr std::size_t kMinWidth = 64;
+  std::size_t n, inner, width, blocks;
+  column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_) {
+    width = kColBlock;
+    while (width > kMinWidth && n * width > kColScratchL1) width /= 2;
+    blocks = ceil_div(inner, width);
   }
   std::size_t items(std::size_t outer) const { return outer * blocks; }
-  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * kColBlock; }
-  std::size_t width(std::size_t it) const { return min_size(kColBlock, inner - (it % blocks) * kColBlock); }
+  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * width; }
+  std::size_t column(std::size_t it) const { return (it % blocks) * width; }
+  std::size_t width_of(std::size_t it) const { return min_size(width, inner - column(it)); }
+  // One per thread, uninitialized; null for very long columns.
+  std::unique_ptr<float[]> scratch() const {
+    return std::unique_ptr<float[]>(n * width <= kColScratch ? new float[n * width] : nullptr);
+  }
 };
 
 // --- cross-entropy
@@ -221,11 +227,11 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
     float max[kColBlock], log_sum[kColBlock];
     double smooth_sum[kColBlock];
-    std::vector<float> scratch = cb.scratch();
+    const std::unique_ptr<float[]> scratch = cb.scratch();
     for (std::size_t it = b; it < e; ++it) {
-      const std::size_t o = it / cb.blocks, j0 = (it % cb.blocks) * kColBlock, width = cb.width(it);
+      const std::size_t o = it / cb.blocks, j0 = cb.column(it), width = cb.width_of(it);
       const float *x = s.logits + cb.offset(it);
-      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.data());
+      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.get());
       for (std::size_t l = 0; l < width; ++l) {
         const std::size_t sample = o * s.inner + j0 + l;
         const int64_t t = s.targets[sample];
@@ -290,9 +296,9 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     const column_blocks cb(n, inner);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
-      std::vector<float> scratch = cb.scratch();
+      const std::unique_ptr<float[]> scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it)
-        cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width(it), scratch.data());
+        cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width_of(it), scratch.get());
     });
   } else if (n <= kRowChunk) {
     const auto rows = soft ? k.softmax_rows : k.log_softmax_rows;
@@ -322,10 +328,10 @@ softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std:
   if (inner > 1) {
     const column_blocks cb(n, inner);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
-      std::vector<float> scratch = cb.scratch();
+      const std::unique_ptr<float[]> scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it)
-        k.logsumexp_cols(x + cb.offset(it), out + (it / cb.blocks) * inner + (it % cb.blocks) * kColBlock, n, inner,
-                         cb.width(it), scratch.data());
+        k.logsumexp_cols(x + cb.offset(it), out + (it / cb.blocks) * inner + cb.column(it), n, inner,
+                         cb.width_of(it), scratch.get());
     });
   } else if (n <= kRowChunk) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) { k.logsumexp_rows(x + b * n, out + b, e - b, n); });

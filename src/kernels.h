@@ -8,7 +8,8 @@
 //   chunk  - one span of a long row (inner == 1, n > kRowChunk); the driver
 //            combines the chunks' (max, sum) pairs
 //   cols   - an [n, width] block of a tensor with inner > 1, rows `stride` floats
-//            apart, width <= kColBlock; each column is one softmax row
+//            apart, width <= kColBlock; each column is one softmax row. The
+//            caller lends scratch for a contiguous copy of the block.
 #ifndef SOFTKIT_SRC_KERNELS_H
 #define SOFTKIT_SRC_KERNELS_H
 
@@ -21,8 +22,12 @@ namespace softkit {
 // Rows longer than this are processed in chunks of this many elements. A chunk
 // (64 KiB) stays in L2 between the passes over it.
 constexpr std::size_t kRowChunk = 16384;
-// Column blocks hold at most this many columns.
-constexpr std::size_t kColBlock = 64;
+// Column blocks hold at most this many columns; the driver narrows them (down to
+// 64) until the block, n * width floats, fits kColScratchL1, and lends scratch
+// for a copy of the block when it fits kColScratch.
+constexpr std::size_t kColBlock = 1024;
+constexpr std::size_t kColScratchL1 = std::size_t{1} << 12;  // floats: 16 KiB
+constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 
 // Statistics of a span for the cross-entropy: sum of exp(x - max) and, when
 // smoothing, sum over c of w[c] * (max - x[c]) (w[c] = 1 without weights).
@@ -54,8 +59,8 @@ struct kernel_table {
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
 
-  // --- column blocks, inner > 1. scratch: n * kColBlock floats of the caller's,
-  // or nullptr when that would be too large (the kernel then reads x in place).
+  // --- column blocks, inner > 1. scratch: n * width floats of the caller's,
+  // or nullptr when even a narrow block is too large (the kernel then walks x).
   void (*softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
                        float *scratch);
   void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,

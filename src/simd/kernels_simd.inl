@@ -33,7 +33,7 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // 2^k applied with gradual underflow, so results down to 2^-149 are subnormals
 // rather than 0. max(-104, x) keeps NaN (NaN is the second operand) and sends
 // -inf to a value whose exp rounds to 0.
-inline vf exp_nonpos(vf x) {
+inline vf exp_nonpos_poly(vf x) {
   const vf magic(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   x = xsimd::max(vf(-104.0f), x);
   const vf t = xsimd::fma(x, vf(1.44269504088896341f), magic);
@@ -49,6 +49,18 @@ inline vf exp_nonpos(vf x) {
   p = xsimd::fma(p, r, vf(1.0f));
   return isa_ops::scale_pow2(p, k, t);
 }
+
+// The exp every kernel uses: the ISA's own when it has one (isa_ops::exp),
+// else the polynomial above.
+template <class Ops>
+inline auto exp_of(vf x, int) -> decltype(Ops::exp(x)) {
+  return Ops::exp(x);
+}
+template <class Ops>
+inline vf exp_of(vf x, long) {
+  return exp_nonpos_poly(x);
+}
+inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
 
 // Shared by the ISAs without a scale instruction: 2^k from the exponent bits;
 // when some lane has k < -126, scale in two exact-then-rounding steps.
@@ -480,6 +492,35 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   return acc;
 }
 
+// The same for four vectors of columns at once: short columns (a softmax over
+// 21 classes) leave one column too few exps to hide exp's latency.
+inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc) {
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    for (; r < end; ++r) {
+      const vf e0 = exp_nonpos(c[0].load(r, kNegInf) - m[0]);
+      const vf e1 = exp_nonpos(c[1].load(r, kNegInf) - m[1]);
+      const vf e2 = exp_nonpos(c[2].load(r, kNegInf) - m[2]);
+      const vf e3 = exp_nonpos(c[3].load(r, kNegInf) - m[3]);
+      if (y[0]) {
+        col_store(y[0] + r * c[0].stride, e0, c[0].lanes);
+        col_store(y[1] + r * c[1].stride, e1, c[1].lanes);
+        col_store(y[2] + r * c[2].stride, e2, c[2].lanes);
+        col_store(y[3] + r * c[3].stride, e3, c[3].lanes);
+      }
+      a0 += e0;
+      a1 += e1;
+      a2 += e2;
+      a3 += e3;
+    }
+    acc[0].add(a0);
+    acc[1].add(a1);
+    acc[2].add(a2);
+    acc[3].add(a3);
+  }
+}
+
 // Per-lane sum of w[r] * (m - x[r]) (w = 1 without weights), as double halves.
 inline wide_sum col_smooth_sum(const col_vec &c, std::size_t n, vf m, const float *weights) {
   wide_sum acc;
@@ -508,31 +549,86 @@ inline vf col_sums_f32(const wide_sum &acc) {
   return vf::load_aligned(s);
 }
 
-// A block of up to kColBlock columns, as vectors of columns.
+// A block of up to kColBlock columns as `vecs` vectors of columns.
 struct col_block {
   static constexpr std::size_t kMaxVecs = kColBlock / W;
   const float *x;
   std::size_t n, stride, width, vecs;
-  float *scratch;  // n * kColBlock floats, or nullptr
+  float *scratch;  // n * width floats, or nullptr
   col_block(const float *x_, std::size_t n_, std::size_t stride_, std::size_t width_, float *scratch_)
       : x(x_), n(n_), stride(stride_), width(width_), vecs((width_ + W - 1) / W), scratch(scratch_) {}
   std::size_t lanes(std::size_t v) const { return min_size(W, width - v * W); }
+  col_vec direct(const float *base, std::size_t v) const { return col_vec{base + v * W, stride, lanes(v)}; }
+  float *run(std::size_t v) const { return scratch + v * n * W; }
   // Where the passes read vector-of-columns v: the buffer or x itself.
-  col_vec source(std::size_t v) const {
-    return scratch ? col_vec{scratch + v * n * W, W, W} : col_vec{x + v * W, stride, lanes(v)};
-  }
-  // Fills m[v] with each vector's column max; with scratch, also copies the block.
+  col_vec source(std::size_t v) const { return scratch ? col_vec{run(v), W, W} : direct(x, v); }
+  // m[v] = each vector's column max; with scratch, also copies the block. Four
+  // vectors of columns walk down the rows together (a contiguous 256 bytes per
+  // row), their maxima in registers: a max kept in memory would wait on
+  // store-to-load forwarding every row.
   void max(vf *m) const {
     if (!scratch) {
       for (std::size_t v = 0; v < vecs; ++v) m[v] = col_max(source(v), n);
       return;
     }
-    for (std::size_t v = 0; v < vecs; ++v) m[v] = vf(kNegInf);
+    std::size_t v = 0;
+    for (; v + 4 <= vecs; v += 4) {
+      vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
+      for (std::size_t r = 0; r < n; ++r) {
+        const float *row = x + r * stride + v * W;
+        const float *ahead = x + (r + 4 < n ? r + 4 : n - 1) * stride + v * W;
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + W);
+        __builtin_prefetch(ahead + 2 * W);
+        __builtin_prefetch(ahead + 3 * W);
+        const vf a0 = vf::load_unaligned(row), a1 = vf::load_unaligned(row + W), a2 = vf::load_unaligned(row + 2 * W);
+        const vf a3 = direct(x, v + 3).load(r, kNegInf);  // the block's last vector may be partial
+        a0.store_unaligned(run(v) + r * W);
+        a1.store_unaligned(run(v + 1) + r * W);
+        a2.store_unaligned(run(v + 2) + r * W);
+        a3.store_unaligned(run(v + 3) + r * W);
+        m0 = xsimd::max(m0, a0);
+        m1 = xsimd::max(m1, a1);
+        m2 = xsimd::max(m2, a2);
+        m3 = xsimd::max(m3, a3);
+      }
+      m[v] = m0;
+      m[v + 1] = m1;
+      m[v + 2] = m2;
+      m[v + 3] = m3;
+    }
+    for (; v < vecs; ++v) {
+      const col_vec c = direct(x, v);
+      vf m0(kNegInf);
+      for (std::size_t r = 0; r < n; ++r) {
+        const vf a = c.load(r, kNegInf);
+        a.store_unaligned(run(v) + r * W);
+        m0 = xsimd::max(m0, a);
+      }
+      m[v] = m0;
+    }
+  }
+  // acc[v] = per-lane sums of exp(x - m[v]); with exps_to, the exps are kept
+  // (in the buffer, or in exps_to itself when there is none).
+  void exp_sums(const vf *m, float *exps_to, wide_sum *acc) const {
+    std::size_t v = 0;
+    for (; v + 4 <= vecs; v += 4) {
+      const col_vec c[4] = {source(v), source(v + 1), source(v + 2), source(v + 3)};
+      float *y[4] = {nullptr, nullptr, nullptr, nullptr};
+      if (exps_to)
+        for (std::size_t g = 0; g < 4; ++g) y[g] = scratch ? run(v + g) : exps_to + (v + g) * W;
+      col_exp_sum4(c, n, m + v, y, acc + v);
+    }
+    for (; v < vecs; ++v)
+      acc[v] = col_exp_sum(source(v), n, m[v], exps_to ? (scratch ? run(v) : exps_to + v * W) : nullptr);
+  }
+  // y[r, v] = f(v, the value the passes left for (r, v)), row by row.
+  template <class F>
+  void write(float *y, const float *left, F &&f) const {
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t v = 0; v < vecs; ++v) {
-        const vf a = col_vec{x + v * W, stride, lanes(v)}.load(r, kNegInf);
-        a.store_unaligned(scratch + (v * n + r) * W);
-        m[v] = xsimd::max(m[v], a);
+        const vf e = scratch ? vf::load_unaligned(run(v) + r * W) : direct(left, v).load(r, 0.0f);
+        col_store(y + r * stride + v * W, f(v, e), lanes(v));
       }
   }
 };
@@ -540,39 +636,34 @@ struct col_block {
 void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *scratch) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], inv[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs];
   b.max(m);
-  for (std::size_t v = 0; v < b.vecs; ++v) {
-    // The exps go to the buffer, or straight to y.
-    const col_vec src = b.source(v);
-    float *dst = scratch ? scratch + v * n * W : y + v * W;
-    inv[v] = vf(1.0f) / col_sums_f32(col_exp_sum(src, n, m[v], dst));
-  }
-  for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t v = 0; v < b.vecs; ++v) {
-      const col_vec e = scratch ? col_vec{scratch + v * n * W, W, W} : col_vec{y + v * W, stride, b.lanes(v)};
-      col_store(y + r * stride + v * W, e.load(r, 0.0f) * inv[v], b.lanes(v));
-    }
+  b.exp_sums(m, y, acc);  // the exps go to the buffer, or straight to y
+  for (std::size_t v = 0; v < b.vecs; ++v) inv[v] = vf(1.0f) / col_sums_f32(acc[v]);
+  b.write(y, y, [&](std::size_t v, vf e) { return e * inv[v]; });
 }
 
 void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
                       float *scratch) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], ls[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs];
   b.max(m);
-  for (std::size_t v = 0; v < b.vecs; ++v) ls[v] = log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr)));
-  for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t v = 0; v < b.vecs; ++v)
-      col_store(y + r * stride + v * W, (b.source(v).load(r, 0.0f) - m[v]) - ls[v], b.lanes(v));
+  b.exp_sums(m, nullptr, acc);
+  for (std::size_t v = 0; v < b.vecs; ++v) ls[v] = log_ge1(col_sums_f32(acc[v]));
+  b.write(y, x, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
 }
 
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                     float *scratch) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs];
   b.max(m);
+  b.exp_sums(m, nullptr, acc);
   for (std::size_t v = 0; v < b.vecs; ++v) {
     alignas(64) float lse[W];
-    (m[v] + log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr)))).store_aligned(lse);
+    (m[v] + log_ge1(col_sums_f32(acc[v]))).store_aligned(lse);
     for (std::size_t l = 0; l < b.lanes(v); ++l) {
       const std::size_t j = v * W + l;
       out[j] = lse[l] == lse[l] ? lse[l] : logsumexp_special(x + j, n, stride);
@@ -584,12 +675,14 @@ void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t w
                 bool smooth, float *max, float *log_sum, double *smooth_sum, float *scratch) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs];
   b.max(m);
+  b.exp_sums(m, nullptr, acc);
   for (std::size_t v = 0; v < b.vecs; ++v) {
     alignas(64) float mv[W], lv[W];
     alignas(64) double sv[W];
     m[v].store_aligned(mv);
-    log_ge1(col_sums_f32(col_exp_sum(b.source(v), n, m[v], nullptr))).store_aligned(lv);
+    log_ge1(col_sums_f32(acc[v])).store_aligned(lv);
     if (smooth) wide_lanes(col_smooth_sum(b.source(v), n, m[v], weights), sv);
     for (std::size_t l = 0; l < b.lanes(v); ++l) {
       max[v * W + l] = mv[l];
