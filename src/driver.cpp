@@ -1,6 +1,7 @@
 #include "driver.h"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -15,6 +16,9 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The options struct as softkit 1.0 defined it.
+constexpr std::size_t kCrossEntropyOptionsV1Size =
+    offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
 // Cross-entropy rows handled per work item when inner == 1: the stats fit on the stack.
 constexpr std::size_t kLossRows = 256;
 
@@ -352,7 +356,9 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
                                  float *loss) {
   softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
   if (opts) {
-    if (opts->struct_size < sizeof(softkit_cross_entropy_options)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+    // Callers compiled against a later header pass a bigger struct; its v1 part
+    // is what we read. A member added in 1.x must be read only when struct_size covers it.
+    if (opts->struct_size < kCrossEntropyOptionsV1Size) return SOFTKIT_ERROR_INVALID_ARGUMENT;
     o.reduction = opts->reduction;
     o.ignore_index = opts->ignore_index;
     o.label_smoothing = opts->label_smoothing;
