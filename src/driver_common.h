@@ -1,0 +1,115 @@
+// Internal helpers shared by the driver's translation units (driver.cpp, the
+// forward ops; driver_backward.cpp, the gradients and soft targets): size and
+// overlap checks, the split of long rows into chunks and of inner > 1 tensors
+// into column blocks, and the combination of the chunks' (max, sum) pairs.
+// Every split depends on the shape alone, never on the thread count.
+#ifndef SOFTKIT_SRC_DRIVER_COMMON_H
+#define SOFTKIT_SRC_DRIVER_COMMON_H
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "kernels.h"
+#include "softkit/softkit.h"
+#include "threading.h"
+
+namespace softkit {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The options struct as softkit 1.0 defined it.
+constexpr std::size_t kCrossEntropyOptionsV1Size =
+    offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
+
+inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
+
+// outer * n * inner elements, and their bytes, must fit a size_t. A zero
+// dimension means no work, whatever the others are.
+inline softkit_status count_elements(std::size_t outer, std::size_t n, std::size_t inner, std::size_t *total) {
+  *total = 0;
+  if (outer == 0 || n == 0 || inner == 0) return SOFTKIT_OK;
+  std::size_t t = 0;
+  if (__builtin_mul_overflow(outer, n, &t) || __builtin_mul_overflow(t, inner, &t) ||
+      t > std::numeric_limits<std::size_t>::max() / sizeof(float))
+    return SOFTKIT_ERROR_SIZE_OVERFLOW;
+  *total = t;
+  return SOFTKIT_OK;
+}
+
+inline bool overlaps(const void *a, std::size_t a_bytes, const void *b, std::size_t b_bytes) {
+  const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
+  return a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+}
+
+// --- long rows: (max, sum) pairs of the chunks combined in chunk order.
+
+struct row_total {
+  float max;       // the row's max (NaN if a chunk max is NaN)
+  double sum;      // sum of exp(x - max)
+};
+
+// A chunk of all -inf has sum NaN (exp(-inf - -inf)) but contributes nothing
+// once another chunk has a finite max.
+inline row_total combine(const span_stats *parts, std::size_t count) {
+  row_total t{-kInf, 0.0};
+  for (std::size_t c = 0; c < count; ++c) {
+    if (parts[c].max != parts[c].max) return {parts[c].max, kNaN};
+    if (parts[c].max > t.max) t.max = parts[c].max;
+  }
+  for (std::size_t c = 0; c < count; ++c) {
+    if (parts[c].max == -kInf && t.max != -kInf) continue;
+    t.sum += parts[c].sum * std::exp(static_cast<double>(parts[c].max) - t.max);
+  }
+  return t;
+}
+
+struct chunking {
+  std::size_t n, chunks;
+  explicit chunking(std::size_t row) : n(row), chunks(ceil_div(row, kRowChunk)) {}
+  std::size_t begin(std::size_t c) const { return c * kRowChunk; }
+  std::size_t length(std::size_t c) const { return min_size(kRowChunk, n - c * kRowChunk); }
+};
+
+// Phase 1 of every long-row op: the stats of each (row, chunk), in parallel.
+inline std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x, std::size_t outer,
+                                           const chunking &ch, const float *weights, bool smooth, int threads) {
+  std::vector<span_stats> parts(outer * ch.chunks);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t o = it / ch.chunks, c = it % ch.chunks;
+      parts[it] = k.stats_chunk(x + o * ch.n + ch.begin(c), ch.length(c), weights ? weights + ch.begin(c) : nullptr,
+                                smooth);
+    }
+  });
+  return parts;
+}
+
+// Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on
+// the shape alone: as wide as keeps the scratch copy in L1, at least 64 columns.
+struct column_blocks {
+  static constexpr std::size_t kMinWidth = 64;
+  std::size_t n, inner, width, blocks;
+  column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_) {
+    width = kColBlock;
+    while (width > kMinWidth && n * width > kColScratchL1) width /= 2;
+    blocks = ceil_div(inner, width);
+  }
+  std::size_t items(std::size_t outer) const { return outer * blocks; }
+  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * width; }
+  std::size_t column(std::size_t it) const { return (it % blocks) * width; }
+  std::size_t width_of(std::size_t it) const { return min_size(width, inner - column(it)); }
+  // One per thread, uninitialized; null for very long columns.
+  std::unique_ptr<float[]> scratch() const {
+    return std::unique_ptr<float[]>(n * width <= kColScratch ? new float[n * width] : nullptr);
+  }
+};
+
+}  // namespace softkit
+
+#endif  // SOFTKIT_SRC_DRIVER_COMMON_H
