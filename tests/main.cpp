@@ -28,7 +28,8 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  std::printf("softkit %s, active ISA: %s\n", softkit_version(), softkit_isa_name(softkit_get_isa()));
+  std::printf("softkit %s, active ISA: %s, reference in %s\n", softkit_version(), softkit_isa_name(softkit_get_isa()),
+              sizeof(ref::ld) == sizeof(double) ? "double" : "long double");
   std::fflush(stdout);
   const int failed = Catch::Session().run(argc, argv);
   tu::print_worst_table(stdout);

@@ -23,7 +23,7 @@
 
 namespace tu {
 
-using ld = long double;
+using ld = ref::ld;
 
 constexpr double kEps = 0x1p-23;      // float epsilon (ulp of 1)
 constexpr double kHalfEps = 0x1p-24;  // float unit roundoff
@@ -119,7 +119,7 @@ inline std::vector<ld> reference(Op op, const std::vector<float> &x, std::size_t
 // The spacing of floats at |r| (2^-149 in the subnormal range).
 inline double float_ulp(ld r) {
   r = std::fabs(r);
-  if (!(r >= 0x1p-126L)) return kMinSub;
+  if (!(r >= (ld)0x1p-126)) return kMinSub;
   if (r > (ld)std::numeric_limits<float>::max()) r = std::numeric_limits<float>::max();
   int e = 0;
   std::frexp((double)r, &e);  // r = m * 2^e, m in [0.5, 1)
