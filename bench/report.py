@@ -256,11 +256,11 @@ def make_plots(res, ctx, out_dir):
         ncols = 3 if len(ops) > 4 else 2
         nrows = (len(ops) + ncols - 1) // ncols
         script += [
-            f"set terminal pngcairo noenhanced size {560 * ncols},{430 * nrows} font ',10'",
+            f"set terminal pngcairo noenhanced size {680 * ncols},{430 * nrows} font ',10'",
             f"set output '{png}'",
             f"set multiplot layout {nrows},{ncols} title \"softkit vs peers, {t} thread{'s' if t > 1 else ''}, "
             f"{ctx.get('cpu_model', '')}, {ctx.get('date', '')[:10]} (higher is better)\"",
-            "set logscale y", "set grid ytics mytics xtics", "set key top left font ',8' samplen 2",
+            "set logscale y", "set grid ytics mytics xtics", "set key outside right top font ',8' samplen 2",
             "set ylabel 'G elements/s'", "set xtics rotate by 30 right font ',8'", "set datafile missing 'NaN'",
             "set xlabel 'shape (outer x n [x inner]), sorted by row length n' font ',8'", "set offsets 0.3,0.3,0,0",
         ]
@@ -287,7 +287,10 @@ def make_plots(res, ctx, out_dir):
                 w = "lines" if k.split("/")[0] in FLOORS else "linespoints"
                 plots.append(f"'{dat}' using 1:{j + 3}:xtic(2) with {w} {style} title '{title}'")
             script.append(f"set title '{OP_TITLE[op]}'")
+            if not any(k.startswith("softkit/") for k in series):
+                script.append("set label 1 'softkit: no backward API yet' at graph 0.5, 0.95 center font ',9'")
             script.append("plot " + ", \\\n     ".join(plots))
+            script.append("unset label 1")
         script.append("unset multiplot")
         pngs.append(png)
     gp = os.path.join(out_dir, "plot.gp")
