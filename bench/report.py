@@ -41,8 +41,11 @@ ISA_ORDER = {"scalar": 0, "neon": 1, "avx2": 2, "avx512": 3}
 def load(paths):
     ctx, best = {}, {}
     for path in paths:
-        with open(path) as f:
-            data = json.load(f)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue  # an empty file: that run matched no benchmark
         c = data.get("context", {})
         if not ctx:
             ctx = dict(c)
