@@ -91,4 +91,27 @@ SOFTKIT_API softkit_status softkit_cross_entropy_f32(const float *logits, const 
   return softkit::run_cross_entropy(logits, targets, outer, classes, inner, opts, loss);
 }
 
+SOFTKIT_API softkit_status softkit_cross_entropy_backward_f32(const float *logits, const int64_t *targets,
+                                                              size_t outer, size_t classes, size_t inner,
+                                                              const softkit_cross_entropy_options *opts,
+                                                              const float *dloss, float *dlogits) {
+  return softkit::run_cross_entropy_backward(logits, targets, outer, classes, inner, opts, dloss, dlogits);
+}
+
+SOFTKIT_API softkit_status softkit_cross_entropy_probs_f32(const float *logits, const float *target_probs,
+                                                           size_t outer, size_t classes, size_t inner,
+                                                           const softkit_cross_entropy_options *opts, float *loss) {
+  return softkit::run_cross_entropy_probs(logits, target_probs, outer, classes, inner, opts, loss);
+}
+
+SOFTKIT_API softkit_status softkit_softmax_backward_f32(const float *y, const float *dy, float *dx, size_t outer,
+                                                        size_t n, size_t inner) {
+  return softkit::run_softmax_backward(softkit::normalize::softmax, y, dy, dx, outer, n, inner);
+}
+
+SOFTKIT_API softkit_status softkit_log_softmax_backward_f32(const float *y, const float *dy, float *dx,
+                                                            size_t outer, size_t n, size_t inner) {
+  return softkit::run_softmax_backward(softkit::normalize::log_softmax, y, dy, dx, outer, n, inner);
+}
+
 }  // extern "C"

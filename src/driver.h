@@ -19,6 +19,17 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
                                  std::size_t classes, std::size_t inner, const softkit_cross_entropy_options *opts,
                                  float *loss);
 
+// driver_backward.cpp
+softkit_status run_cross_entropy_backward(const float *logits, const int64_t *targets, std::size_t outer,
+                                          std::size_t classes, std::size_t inner,
+                                          const softkit_cross_entropy_options *opts, const float *dloss,
+                                          float *dlogits);
+softkit_status run_cross_entropy_probs(const float *logits, const float *target_probs, std::size_t outer,
+                                       std::size_t classes, std::size_t inner,
+                                       const softkit_cross_entropy_options *opts, float *loss);
+softkit_status run_softmax_backward(normalize kind, const float *y, const float *dy, float *dx, std::size_t outer,
+                                    std::size_t n, std::size_t inner);
+
 }  // namespace softkit
 
 #endif  // SOFTKIT_SRC_DRIVER_H

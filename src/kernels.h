@@ -14,6 +14,7 @@
 #define SOFTKIT_SRC_KERNELS_H
 
 #include <cstddef>
+#include <cstdint>
 
 #include "softkit/softkit.h"
 
@@ -35,6 +36,23 @@ struct span_stats {
   float max;
   double sum;
   double smooth;
+};
+
+// Cross-entropy gradient of one sample (one row of logits, p its softmax):
+//   dx[j] = a * p[j] - b * w[j] - (j == t ? c : 0)      (w[j] = 1 without weights)
+// An ignored sample has a = b = c = 0 and t = -1 (zeros, NaN where p is NaN, as PyTorch).
+struct ce_grad {
+  float a, b, c;
+  int64_t t;
+};
+
+// Statistics of a span for soft-target cross-entropy, t'[c] = keep * t[c] + add:
+// max, sum of exp(x - max), sum of w[c] t'[c] (max - x[c]) and sum of w[c] t'[c].
+struct soft_stats {
+  float max;
+  double sum;
+  double dist;
+  double mass;
 };
 
 struct kernel_table {
@@ -69,6 +87,36 @@ struct kernel_table {
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
                      bool smooth, float *max, float *log_sum, double *smooth_sum, float *scratch);
+
+  // --- cross-entropy gradient (g: one ce_grad per row, or per column of the block)
+  void (*ce_grad_rows)(const float *x, float *dx, std::size_t rows, std::size_t n, const float *weights,
+                       const ce_grad *g);
+  // y = y * s - b * w (w = 1 when weights is null): a chunk of a long row whose
+  // exps softmax_chunk_exp left in y, moved to the row's scale.
+  void (*ce_grad_scale)(float *y, std::size_t n, const float *weights, float s, float b);
+  void (*ce_grad_cols)(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width,
+                       const float *weights, const ce_grad *g, float *scratch);
+
+  // --- softmax / log-softmax backward; log selects log-softmax. With y the
+  // forward output: softmax dx = y * (dy - sum(dy * y)), log-softmax
+  // dx = dy - exp(y) * sum(dy). dx may be y or dy (elementwise write).
+  void (*softmax_backward_rows)(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n,
+                                bool log);
+  // A chunk's sum(dy * y) (softmax) or sum(dy) (log-softmax), and the write with the row's sum.
+  double (*softmax_backward_chunk_sum)(const float *y, const float *dy, std::size_t n, bool log);
+  void (*softmax_backward_chunk_write)(const float *y, const float *dy, float *dx, std::size_t n, float sum,
+                                       bool log);
+  void (*softmax_backward_cols)(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
+                                std::size_t width, bool log);
+
+  // --- soft-target (class probability) cross-entropy: per-row loss
+  // sum_c w[c] t'[c] (log_sum_exp(x) - x[c]), t'[c] = keep * t[c] + add.
+  void (*soft_ce_rows)(const float *x, const float *t, std::size_t rows, std::size_t n, const float *weights,
+                       float keep, float add, double *loss);
+  soft_stats (*soft_ce_chunk)(const float *x, const float *t, std::size_t n, const float *weights, float keep,
+                              float add);
+  void (*soft_ce_cols)(const float *x, const float *t, std::size_t n, std::size_t stride, std::size_t width,
+                       const float *weights, float keep, float add, double *loss, float *scratch);
 };
 
 // Each implementation's table; nullptr when the build does not contain it.

@@ -113,6 +113,46 @@ SOFTKIT_API softkit_status softkit_cross_entropy_f32(const float *logits, const 
                                                      size_t classes, size_t inner,
                                                      const softkit_cross_entropy_options *opts, float *loss);
 
+/* --- Gradients (PyTorch 1.13's autograd of the ops above) and soft targets. */
+
+/* dlogits [outer, classes, inner] = d(loss) / d(logits) of softkit_cross_entropy_f32
+ * with the same logits, targets and options, times the incoming gradient dloss:
+ * 1 float for MEAN and SUM, [outer * inner] for NONE. Per sample i with target t,
+ * p = softmax of its logits, e = label_smoothing, w the class weights (1 without),
+ * W = sum_c w[c], C = classes:
+ *   dlogits[i, j] = g_i * ((1 - e) * w[t] * (p[j] - [j == t]) + (e / C) * (W * p[j] - w[j]))
+ * with g_i = dloss[i] (NONE), dloss[0] (SUM), dloss[0] / D (MEAN), D the sum of
+ * w[t] over the samples that are not ignored (their count without weights). An
+ * ignored sample's row is 0 (NaN where its logits make p NaN, as in PyTorch),
+ * also for MEAN when every sample is ignored (D = 0: the loss is NaN, its
+ * gradient 0).
+ * Rows whose logits hold NaN or +inf, or are all -inf, are NaN.
+ * Errors as softkit_cross_entropy_f32 (a bad target is refused before anything
+ * is written); dlogits must not overlap logits, targets, dloss or the weights
+ * at all (not even in place). No work (a zero dimension) is SOFTKIT_OK, even
+ * with NULL pointers. */
+SOFTKIT_API softkit_status softkit_cross_entropy_backward_f32(const float *logits, const int64_t *targets,
+                                                              size_t outer, size_t classes, size_t inner,
+                                                              const softkit_cross_entropy_options *opts,
+                                                              const float *dloss, float *dlogits);
+/* Cross-entropy with class-probability ("soft") targets: target_probs has the
+ * layout of logits, [outer, classes, inner]. As torch.nn.functional.cross_entropy
+ * with a float target: per sample sum_c w[c] * t'[c] * -log_softmax(x)[c] with
+ * t' = (1 - e) * t + e / C; MEAN divides the sum by the number of samples
+ * outer * inner (not by a weight sum); an empty batch is NaN for MEAN, 0 for SUM.
+ * ignore_index does not apply (it is not read). loss must not overlap an input. */
+SOFTKIT_API softkit_status softkit_cross_entropy_probs_f32(const float *logits, const float *target_probs,
+                                                           size_t outer, size_t classes, size_t inner,
+                                                           const softkit_cross_entropy_options *opts, float *loss);
+/* With y = softkit_softmax_f32(x) and dy = d(loss)/dy, all [outer, n, inner]:
+ * dx = y * (dy - sum_n(dy * y)). dx == y or dx == dy (in place) is allowed; any
+ * other overlap of dx with an input is refused. */
+SOFTKIT_API softkit_status softkit_softmax_backward_f32(const float *y, const float *dy, float *dx, size_t outer,
+                                                        size_t n, size_t inner);
+/* With y = softkit_log_softmax_f32(x): dx = dy - exp(y) * sum_n(dy). Same aliasing rules. */
+SOFTKIT_API softkit_status softkit_log_softmax_backward_f32(const float *y, const float *dy, float *dx,
+                                                            size_t outer, size_t n, size_t inner);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -64,6 +64,7 @@ struct isa_ops {
 };
 
 #include "simd/kernels_simd.inl"
+#include "simd/backward_simd.inl"
 
 constexpr kernel_table kTable = make_table(SOFTKIT_ISA_AVX512);
 

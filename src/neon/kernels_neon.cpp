@@ -37,6 +37,7 @@ struct isa_ops {
 };
 
 #include "simd/kernels_simd.inl"
+#include "simd/backward_simd.inl"
 
 vf isa_ops::scale_pow2(vf p, vf, vf t) { return scale_pow2_bits(p, t); }
 

@@ -3,6 +3,7 @@
 // in double (exp, log, sums) and rounds to float once at the end.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 
 #include "kernels.h"
@@ -159,10 +160,111 @@ void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t w
     stats_of({x + j, n, stride}, w, smooth, max + j, log_sum + j, smooth_sum_out + j);
 }
 
+// --- backward and soft targets
+
+// dx[j] = a * p[j] - b * w[j] - (j == t ? c : 0), p = softmax of the row, in double.
+void ce_grad_of(row r, float *dx, std::size_t dstride, const float *w, const ce_grad &g) {
+  const float m = max_of(r);
+  const double inv = 1.0 / exp_sum(r, m);
+  for (std::size_t i = 0; i < r.n; ++i) {
+    const double p = shifted_exp(r[i], m) * inv;
+    double v = static_cast<double>(g.a) * p;
+    if (g.b != 0.0f) v -= static_cast<double>(g.b) * (w ? w[i] : 1.0);
+    if (static_cast<int64_t>(i) == g.t) v -= g.c;
+    dx[i * dstride] = static_cast<float>(v);
+  }
+}
+
+void ce_grad_rows(const float *x, float *dx, std::size_t rows, std::size_t n, const float *w, const ce_grad *g) {
+  for (std::size_t r = 0; r < rows; ++r) ce_grad_of({x + r * n, n, 1}, dx + r * n, 1, w, g[r]);
+}
+
+void ce_grad_scale(float *y, std::size_t n, const float *w, float s, float b) {
+  for (std::size_t i = 0; i < n; ++i) {
+    double v = static_cast<double>(y[i]) * s;
+    if (b != 0.0f) v -= static_cast<double>(b) * (w ? w[i] : 1.0);
+    y[i] = static_cast<float>(v);
+  }
+}
+
+void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width, const float *w,
+                  const ce_grad *g, float *) {
+  for (std::size_t j = 0; j < width; ++j) ce_grad_of({x + j, n, stride}, dx + j, stride, w, g[j]);
+}
+
+// sum(dy * y) (softmax) or sum(dy) (log-softmax) of a strided row.
+double backward_sum(const float *y, const float *dy, std::size_t n, std::size_t stride, bool log) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    s += log ? static_cast<double>(dy[i * stride]) : static_cast<double>(dy[i * stride]) * y[i * stride];
+  return s;
+}
+
+void backward_write(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride, double s,
+                    bool log) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double yi = y[i * stride], gi = dy[i * stride];
+    dx[i * stride] = static_cast<float>(log ? gi - std::exp(yi) * s : yi * (gi - s));
+  }
+}
+
+void softmax_backward_rows(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n, bool log) {
+  for (std::size_t r = 0; r < rows; ++r)
+    backward_write(y + r * n, dy + r * n, dx + r * n, n, 1, backward_sum(y + r * n, dy + r * n, n, 1, log), log);
+}
+
+double softmax_backward_chunk_sum(const float *y, const float *dy, std::size_t n, bool log) {
+  return backward_sum(y, dy, n, 1, log);
+}
+
+void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, float s, bool log) {
+  backward_write(y, dy, dx, n, 1, s, log);
+}
+
+void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
+                           std::size_t width, bool log) {
+  for (std::size_t j = 0; j < width; ++j)
+    backward_write(y + j, dy + j, dx + j, n, stride, backward_sum(y + j, dy + j, n, stride, log), log);
+}
+
+soft_stats soft_of(row r, const float *t, std::size_t tstride, const float *w, float keep, float add) {
+  soft_stats st;
+  st.max = chunk_max(r);
+  st.sum = exp_sum(r, st.max);
+  st.dist = 0.0;
+  st.mass = 0.0;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    const double tp = static_cast<double>(keep) * t[i * tstride] + add;
+    const double wt = w ? w[i] * tp : tp;
+    st.dist += wt * (static_cast<double>(st.max) - r[i]);
+    st.mass += wt;
+  }
+  return st;
+}
+
+double soft_loss(const soft_stats &st) { return st.dist + std::log(st.sum) * st.mass; }
+
+void soft_ce_rows(const float *x, const float *t, std::size_t rows, std::size_t n, const float *w, float keep,
+                  float add, double *loss) {
+  for (std::size_t r = 0; r < rows; ++r) loss[r] = soft_loss(soft_of({x + r * n, n, 1}, t + r * n, 1, w, keep, add));
+}
+
+soft_stats soft_ce_chunk(const float *x, const float *t, std::size_t n, const float *w, float keep, float add) {
+  return soft_of({x, n, 1}, t, 1, w, keep, add);
+}
+
+void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t stride, std::size_t width,
+                  const float *w, float keep, float add, double *loss, float *) {
+  for (std::size_t j = 0; j < width; ++j) loss[j] = soft_loss(soft_of({x + j, n, stride}, t + j, stride, w, keep, add));
+}
+
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   softmax_rows, log_softmax_rows,
                               logsumexp_rows,     stats_rows,        softmax_chunk_exp, scale,
                               stats_chunk,        log_softmax_chunk_write, softmax_cols, log_softmax_cols,
-                              logsumexp_cols,     stats_cols};
+                              logsumexp_cols,     stats_cols,
+                              ce_grad_rows,       ce_grad_scale,     ce_grad_cols,
+                              softmax_backward_rows, softmax_backward_chunk_sum, softmax_backward_chunk_write,
+                              softmax_backward_cols, soft_ce_rows,   soft_ce_chunk,     soft_ce_cols};
 
 }  // namespace
 }  // namespace scalar_impl

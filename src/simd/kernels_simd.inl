@@ -698,19 +698,4 @@ void exp_nonpositive(const float *x, float *y, std::size_t n) {
   if (i < n) isa_ops::store_tail(y + i, exp_nonpos(isa_ops::load_tail(x + i, n - i, 0.0f)), n - i);
 }
 
-constexpr kernel_table make_table(softkit_isa isa) {
-  return kernel_table{isa,
-                      exp_nonpositive,
-                      softmax_rows,
-                      log_softmax_rows,
-                      logsumexp_rows,
-                      stats_rows,
-                      softmax_chunk_exp,
-                      scale,
-                      stats_chunk,
-                      log_softmax_chunk_write,
-                      softmax_cols,
-                      log_softmax_cols,
-                      logsumexp_cols,
-                      stats_cols};
-}
+// make_table: at the end of backward_simd.inl, which lists these entry points and its own.

@@ -1,0 +1,354 @@
+// The SIMD kernels of the gradients (cross-entropy, softmax, log-softmax
+// backward) and of the soft-target cross-entropy. Included by each ISA file
+// right after kernels_simd.inl, inside that file's own namespace (the same one
+// definition rule), and uses its helpers: exp_nonpos, row_max, row_exp_sum,
+// wide_sum, short_row, col_block, ... The kernel table of the ISA (make_table)
+// is at the end of this file, as it lists the entry points of both.
+//
+// Conventions as there: sums run in float vector accumulators for at most
+// kFlush steps and are then added to double accumulators; tails use masked
+// loads and stores.
+
+// 1 in the first k lanes, 0 in the others.
+inline vf lane_mask(std::size_t k) {
+  alignas(64) static const float ones[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  return isa_ops::load_tail(ones, k, 0.0f);
+}
+
+// ---------------------------------------------------------------------------
+// Cross-entropy gradient: dx[j] = a * p[j] - b * w[j] - (j == t ? c : 0).
+
+// y = y * s - b * w (w = 1 when null); b == 0: y * s.
+inline void ce_affine(float *y, std::size_t n, const float *w, float s, float b) {
+  if (b == 0.0f) {
+    row_scale(y, n, s);
+    return;
+  }
+  const vf vs(s), nb(-b);
+  std::size_t i = 0;
+  if (w) {
+    for (; i + 2 * W <= n; i += 2 * W) {
+      xsimd::fma(vf::load_unaligned(y + i), vs, nb * vf::load_unaligned(w + i)).store_unaligned(y + i);
+      xsimd::fma(vf::load_unaligned(y + i + W), vs, nb * vf::load_unaligned(w + i + W)).store_unaligned(y + i + W);
+    }
+    for (; i + W <= n; i += W)
+      xsimd::fma(vf::load_unaligned(y + i), vs, nb * vf::load_unaligned(w + i)).store_unaligned(y + i);
+    if (i < n)
+      isa_ops::store_tail(
+          y + i, xsimd::fma(isa_ops::load_tail(y + i, n - i, 0.0f), vs, nb * isa_ops::load_tail(w + i, n - i, 0.0f)),
+          n - i);
+    return;
+  }
+  for (; i + 2 * W <= n; i += 2 * W) {
+    xsimd::fma(vf::load_unaligned(y + i), vs, nb).store_unaligned(y + i);
+    xsimd::fma(vf::load_unaligned(y + i + W), vs, nb).store_unaligned(y + i + W);
+  }
+  for (; i + W <= n; i += W) xsimd::fma(vf::load_unaligned(y + i), vs, nb).store_unaligned(y + i);
+  if (i < n) isa_ops::store_tail(y + i, xsimd::fma(isa_ops::load_tail(y + i, n - i, 0.0f), vs, nb), n - i);
+}
+
+// Short rows in registers: x read once, dx written once.
+template <std::size_t NV>
+void ce_grad_short(const float *x, float *dx, std::size_t rows, std::size_t n, const float *w, const ce_grad *g) {
+  vf wv[NV];
+  if (w) {
+    for (std::size_t i = 0; i + 1 < NV; ++i) wv[i] = vf::load_unaligned(w + i * W);
+    wv[NV - 1] = isa_ops::load_tail(w + (NV - 1) * W, n - (NV - 1) * W, 0.0f);
+  }
+  for (std::size_t r = 0; r < rows; ++r, x += n, dx += n) {
+    const short_row<NV> row(x, n);
+    const vf m = row.max();
+    vf e[NV];
+    const vf s = vf(g[r].a) / row.exp_sum(m, e);
+    const vf nb(-g[r].b);
+    if (g[r].b == 0.0f)
+      for (std::size_t i = 0; i < NV; ++i) e[i] *= s;
+    else
+      for (std::size_t i = 0; i < NV; ++i) e[i] = xsimd::fma(e[i], s, w ? nb * wv[i] : nb);
+    short_row<NV>::store(dx, n, e);
+    if (g[r].t >= 0) dx[g[r].t] -= g[r].c;
+  }
+}
+
+void ce_grad_rows(const float *x, float *dx, std::size_t rows, std::size_t n, const float *w, const ce_grad *g) {
+  if (with_short_count(n, [&](auto nv) { ce_grad_short<decltype(nv)::value>(x, dx, rows, n, w, g); })) return;
+  for (std::size_t r = 0; r < rows; ++r, x += n, dx += n) {
+    const float m = row_max(x, n);
+    const double s = row_exp_sum<true>(x, dx, n, m);  // the exps, in dx
+    ce_affine(dx, n, w, static_cast<float>(g[r].a / s), g[r].b);
+    if (g[r].t >= 0) dx[g[r].t] -= g[r].c;
+  }
+}
+
+void ce_grad_scale(float *y, std::size_t n, const float *w, float s, float b) { ce_affine(y, n, w, s, b); }
+
+void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width, const float *w,
+                  const ce_grad *g, float *scratch) {
+  const col_block bl(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs], sc[col_block::kMaxVecs], nb[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs];
+  bl.max(m);
+  bl.exp_sums(m, dx, acc);  // the exps go to the buffer, or straight to dx
+  bool smooth = false;
+  for (std::size_t v = 0; v < bl.vecs; ++v) {
+    alignas(64) float a[W], b[W];
+    for (std::size_t l = 0; l < W; ++l) {
+      const bool in = l < bl.lanes(v);
+      a[l] = in ? g[v * W + l].a : 0.0f;
+      b[l] = in ? -g[v * W + l].b : 0.0f;
+      smooth |= b[l] != 0.0f;
+    }
+    sc[v] = vf::load_aligned(a) / col_sums_f32(acc[v]);
+    nb[v] = vf::load_aligned(b);
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    const vf wr(w ? w[r] : 1.0f);
+    for (std::size_t v = 0; v < bl.vecs; ++v) {
+      const vf e = scratch ? vf::load_unaligned(bl.run(v) + r * W) : bl.direct(dx, v).load(r, 0.0f);
+      col_store(dx + r * stride + v * W, smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v], bl.lanes(v));
+    }
+  }
+  for (std::size_t l = 0; l < width; ++l)
+    if (g[l].t >= 0) dx[static_cast<std::size_t>(g[l].t) * stride + l] -= g[l].c;
+}
+
+// ---------------------------------------------------------------------------
+// Softmax backward dx = y * (dy - sum(dy * y)); log-softmax backward
+// dx = dy - exp(y) * sum(dy).
+
+// exp of a log-probability: y <= 0 or NaN takes exp_nonpos; a vector with a
+// positive lane (not a log-softmax output, but defined) takes libm's expf.
+inline vf exp_logprob(vf y) {
+  if (!xsimd::any(y > vf(0.0f))) return exp_nonpos(y);
+  alignas(64) float b[W];
+  y.store_aligned(b);
+  for (std::size_t l = 0; l < W; ++l) b[l] = __builtin_expf(b[l]);
+  return vf::load_aligned(b);
+}
+
+template <bool Log>
+inline vf bwd_term(vf y, vf dy, vf acc) {
+  return Log ? acc + dy : xsimd::fma(dy, y, acc);
+}
+
+template <bool Log>
+inline double bwd_sum(const float *y, const float *dy, std::size_t n) {
+  wide_sum acc;
+  std::size_t i = 0;
+  constexpr std::size_t step = kUnroll * W;
+  while (i + step <= n) {
+    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
+    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    for (; i < end; i += step) {
+      a0 = bwd_term<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), a0);
+      a1 = bwd_term<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), a1);
+      a2 = bwd_term<Log>(vf::load_unaligned(y + i + 2 * W), vf::load_unaligned(dy + i + 2 * W), a2);
+      a3 = bwd_term<Log>(vf::load_unaligned(y + i + 3 * W), vf::load_unaligned(dy + i + 3 * W), a3);
+    }
+    acc.add(a0);
+    acc.add(a1);
+    acc.add(a2);
+    acc.add(a3);
+  }
+  vf a(0.0f);
+  for (; i + W <= n; i += W) a = bwd_term<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), a);
+  if (i < n) a = bwd_term<Log>(isa_ops::load_tail(y + i, n - i, 0.0f), isa_ops::load_tail(dy + i, n - i, 0.0f), a);
+  acc.add(a);
+  return acc.total();
+}
+
+template <bool Log>
+inline vf bwd_out(vf y, vf dy, vf s) {
+  return Log ? xsimd::fnma(exp_logprob(y), s, dy) : y * (dy - s);
+}
+
+template <bool Log>
+inline void bwd_write(const float *y, const float *dy, float *dx, std::size_t n, float sum) {
+  const vf s(sum);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const vf o0 = bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s);
+    const vf o1 = bwd_out<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), s);
+    o0.store_unaligned(dx + i);
+    o1.store_unaligned(dx + i + W);
+  }
+  for (; i + W <= n; i += W) bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s).store_unaligned(dx + i);
+  if (i < n)
+    isa_ops::store_tail(
+        dx + i, bwd_out<Log>(isa_ops::load_tail(y + i, n - i, 0.0f), isa_ops::load_tail(dy + i, n - i, 0.0f), s), n - i);
+}
+
+template <bool Log>
+void softmax_backward_rows_t(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows; ++r, y += n, dy += n, dx += n)
+    bwd_write<Log>(y, dy, dx, n, static_cast<float>(bwd_sum<Log>(y, dy, n)));
+}
+
+void softmax_backward_rows(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n, bool log) {
+  if (log)
+    softmax_backward_rows_t<true>(y, dy, dx, rows, n);
+  else
+    softmax_backward_rows_t<false>(y, dy, dx, rows, n);
+}
+
+double softmax_backward_chunk_sum(const float *y, const float *dy, std::size_t n, bool log) {
+  return log ? bwd_sum<true>(y, dy, n) : bwd_sum<false>(y, dy, n);
+}
+
+void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, float sum, bool log) {
+  if (log)
+    bwd_write<true>(y, dy, dx, n, sum);
+  else
+    bwd_write<false>(y, dy, dx, n, sum);
+}
+
+// Columns: the block is walked row by row (each row a contiguous run of width
+// floats), the per-column sums in float registers flushed to double every kFlush rows.
+template <bool Log>
+void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
+                             std::size_t width) {
+  constexpr std::size_t kMaxVecs = col_block::kMaxVecs;
+  const std::size_t vecs = (width + W - 1) / W;
+  auto lanes = [&](std::size_t v) { return min_size(W, width - v * W); };
+  vf part[kMaxVecs], s[kMaxVecs];
+  wide_sum acc[kMaxVecs];
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    for (std::size_t v = 0; v < vecs; ++v) part[v] = vf(0.0f);
+    for (; r < end; ++r)
+      for (std::size_t v = 0; v < vecs; ++v) {
+        const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
+        part[v] = bwd_term<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), part[v]);
+      }
+    for (std::size_t v = 0; v < vecs; ++v) acc[v].add(part[v]);
+  }
+  for (std::size_t v = 0; v < vecs; ++v) s[v] = col_sums_f32(acc[v]);
+  for (std::size_t r = 0; r < n; ++r)
+    for (std::size_t v = 0; v < vecs; ++v) {
+      const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
+      col_store(dx + r * stride + v * W, bwd_out<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), s[v]), lanes(v));
+    }
+}
+
+void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
+                           std::size_t width, bool log) {
+  if (log)
+    softmax_backward_cols_t<true>(y, dy, dx, n, stride, width);
+  else
+    softmax_backward_cols_t<false>(y, dy, dx, n, stride, width);
+}
+
+// ---------------------------------------------------------------------------
+// Soft targets: per row sum_c w t' (m - x[c]) and sum_c w t', t' = keep * t + add.
+
+inline void soft_sums(const float *x, const float *t, std::size_t n, const float *w, float m, float keep, float add,
+                      double *dist, double *mass) {
+  const vf vm(m), vk(keep), va(add);
+  wide_sum ad, am;
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t end = i + min_size(n - i, kFlush * W);
+    vf d0(0.0f), m0(0.0f);
+    for (; i + W <= end; i += W) {
+      vf wt = xsimd::fma(vf::load_unaligned(t + i), vk, va);
+      if (w) wt *= vf::load_unaligned(w + i);
+      d0 = xsimd::fma(wt, vm - vf::load_unaligned(x + i), d0);
+      m0 += wt;
+    }
+    if (i < end) {
+      const std::size_t k = end - i;
+      vf wt = xsimd::fma(isa_ops::load_tail(t + i, k, 0.0f), vk, va) * lane_mask(k);
+      if (w) wt *= isa_ops::load_tail(w + i, k, 0.0f);
+      d0 = xsimd::fma(wt, vm - isa_ops::load_tail(x + i, k, m), d0);
+      m0 += wt;
+      i = end;
+    }
+    ad.add(d0);
+    am.add(m0);
+  }
+  *dist = ad.total();
+  *mass = am.total();
+}
+
+inline soft_stats soft_span(const float *x, const float *t, std::size_t n, const float *w, float keep, float add) {
+  soft_stats st;
+  st.max = chunk_max(x, n);
+  st.sum = row_exp_sum<false>(x, nullptr, n, st.max);
+  soft_sums(x, t, n, w, st.max, keep, add, &st.dist, &st.mass);
+  return st;
+}
+
+void soft_ce_rows(const float *x, const float *t, std::size_t rows, std::size_t n, const float *w, float keep,
+                  float add, double *loss) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const soft_stats st = soft_span(x + r * n, t + r * n, n, w, keep, add);
+    loss[r] = st.dist + std::log(st.sum) * st.mass;
+  }
+}
+
+soft_stats soft_ce_chunk(const float *x, const float *t, std::size_t n, const float *w, float keep, float add) {
+  return soft_span(x, t, n, w, keep, add);
+}
+
+void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t stride, std::size_t width,
+                  const float *w, float keep, float add, double *loss, float *scratch) {
+  const col_block bl(x, n, stride, width, scratch);
+  vf m[col_block::kMaxVecs], pd[col_block::kMaxVecs], pm[col_block::kMaxVecs];
+  wide_sum acc[col_block::kMaxVecs], ad[col_block::kMaxVecs], am[col_block::kMaxVecs];
+  bl.max(m);
+  bl.exp_sums(m, nullptr, acc);
+  const vf vk(keep), va(add);
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    for (std::size_t v = 0; v < bl.vecs; ++v) pd[v] = pm[v] = vf(0.0f);
+    for (; r < end; ++r) {
+      const vf wr(w ? w[r] : 1.0f);
+      for (std::size_t v = 0; v < bl.vecs; ++v) {
+        const col_vec ct{t + v * W, stride, bl.lanes(v)};
+        const vf wt = xsimd::fma(ct.load(r, 0.0f), vk, va) * wr;
+        pd[v] = xsimd::fma(wt, m[v] - bl.source(v).load(r, 0.0f), pd[v]);
+        pm[v] += wt;
+      }
+    }
+    for (std::size_t v = 0; v < bl.vecs; ++v) {
+      ad[v].add(pd[v]);
+      am[v].add(pm[v]);
+    }
+  }
+  for (std::size_t v = 0; v < bl.vecs; ++v) {
+    alignas(64) double s[W], d[W], ms[W];
+    wide_lanes(acc[v], s);
+    wide_lanes(ad[v], d);
+    wide_lanes(am[v], ms);
+    for (std::size_t l = 0; l < bl.lanes(v); ++l) loss[v * W + l] = d[l] + std::log(s[l]) * ms[l];
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+constexpr kernel_table make_table(softkit_isa isa) {
+  return kernel_table{isa,
+                      exp_nonpositive,
+                      softmax_rows,
+                      log_softmax_rows,
+                      logsumexp_rows,
+                      stats_rows,
+                      softmax_chunk_exp,
+                      scale,
+                      stats_chunk,
+                      log_softmax_chunk_write,
+                      softmax_cols,
+                      log_softmax_cols,
+                      logsumexp_cols,
+                      stats_cols,
+                      ce_grad_rows,
+                      ce_grad_scale,
+                      ce_grad_cols,
+                      softmax_backward_rows,
+                      softmax_backward_chunk_sum,
+                      softmax_backward_chunk_write,
+                      softmax_backward_cols,
+                      soft_ce_rows,
+                      soft_ce_chunk,
+                      soft_ce_cols};
+}

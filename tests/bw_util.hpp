@@ -1,0 +1,247 @@
+// Helpers of the gradient and soft-target tests (test_backward.cpp,
+// test_torch_backward.cpp): long double references of
+//   softkit_cross_entropy_backward_f32, softkit_cross_entropy_probs_f32,
+//   softkit_softmax_backward_f32, softkit_log_softmax_backward_f32,
+// each with the error scale its bound is counted in, and a comparison.
+#ifndef SOFTKIT_TESTS_BW_UTIL_HPP
+#define SOFTKIT_TESTS_BW_UTIL_HPP
+
+#include "ce_util.hpp"
+
+namespace bw {
+
+using tu::ld;
+
+// A reference value and the error scale of its output: the magnitude of the
+// terms it is formed from (the allowed error is a few float ulps of it).
+struct Ref {
+  std::vector<ld> want;
+  std::vector<double> scale;  // allowed |got - want| = tol_factor * 2^-23 * scale (+ a subnormal floor)
+};
+
+inline softkit_cross_entropy_options opts(softkit_reduction red, std::int64_t ignore = -100, float e = 0.0f,
+                                          const float *w = nullptr) {
+  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  o.reduction = red;
+  o.ignore_index = ignore;
+  o.label_smoothing = e;
+  o.class_weights = w;
+  return o;
+}
+
+// d loss / d logits, PyTorch's chain rule (see softkit.h):
+//   dx[j] = g ((1 - e) w[t] (p[j] - [j == t]) + (e / C) (W p[j] - w[j])), ignored rows 0,
+// rows whose softmax is NaN (NaN, +inf, all -inf) NaN. Scale of dx[j]:
+//   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h.
+inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer, std::size_t classes, std::size_t inner,
+                       const softkit_cross_entropy_options &o, const float *dloss) {
+  Ref r;
+  r.want.assign(outer * classes * inner, 0);
+  r.scale.assign(outer * classes * inner, 0);
+  const std::size_t samples = outer * inner;
+  const ld e = o.label_smoothing, C = (ld)classes;
+  auto wt = [&](std::size_t c) -> ld { return o.class_weights ? (ld)o.class_weights[c] : (ld)1; };
+  ld W = 0, D = 0;
+  for (std::size_t c = 0; c < classes; ++c) W += wt(c);
+  for (std::size_t s = 0; s < samples; ++s)
+    if (t[s] != o.ignore_index) D += wt((std::size_t)t[s]);
+  for (std::size_t s = 0; s < samples; ++s) {
+    const std::size_t oo = s / inner, ii = s % inner;
+    const float *row = x + oo * classes * inner + ii;
+    const ref::RowStats st = ref::row_stats(row, classes, inner);
+    const bool ign = t[s] == o.ignore_index;
+    ld g = o.reduction == SOFTKIT_REDUCTION_NONE ? (ld)dloss[s] : (ld)dloss[0];
+    if (o.reduction == SOFTKIT_REDUCTION_MEAN) g /= D;
+    const ld a = ign ? 0 : g * ((1 - e) * wt((std::size_t)t[s]) + (e > 0 ? e / C * W : 0));
+    const ld b = ign || e == 0 ? 0 : g * e / C;
+    const ld c = ign ? 0 : g * (1 - e) * wt((std::size_t)t[s]);
+    for (std::size_t k = 0; k < classes; ++k) {
+      const std::size_t idx = (oo * classes + k) * inner + ii;
+      if (!st.finite()) {
+        r.want[idx] = ref::ld_nan();
+        continue;
+      }
+      const ld p = std::exp((ld)row[k * inner] - st.max) / st.sum;
+      const bool at_t = !ign && (std::size_t)t[s] == k;
+      r.want[idx] = a * p - b * wt(k) - (at_t ? c : 0);
+      r.scale[idx] = (double)((p > 0 ? std::fabs(a) * p * (10 + std::fabs((ld)row[k * inner] - st.max) / 2) : 0) +
+                              std::fabs(b * wt(k)) + (at_t ? std::fabs(c) : 0));
+    }
+  }
+  return r;
+}
+
+// Soft targets: per-sample sum_c w t' (lse - x[c]), t' = (1 - e) t + e / C; scale
+// as ce_scales: sum_c |w t'| (1 + |x - max| + log sum).
+inline Ref ce_probs(const float *x, const float *tp, std::size_t outer, std::size_t classes, std::size_t inner,
+                    const softkit_cross_entropy_options &o) {
+  Ref r;
+  const std::size_t samples = outer * inner;
+  r.want.assign(samples, 0);
+  r.scale.assign(samples, 0);
+  const ld e = o.label_smoothing, C = (ld)classes;
+  for (std::size_t s = 0; s < samples; ++s) {
+    const std::size_t oo = s / inner, ii = s % inner;
+    const float *row = x + oo * classes * inner + ii;
+    const float *trow = tp + oo * classes * inner + ii;
+    const ref::RowStats st = ref::row_stats(row, classes, inner);
+    ld loss = 0, sc = 0;
+    const ld lse = st.finite() ? st.max + st.log_sum() : ref::ld_nan();
+    for (std::size_t k = 0; k < classes; ++k) {
+      const ld tk = (1 - e) * (ld)trow[k * inner] + e / C;
+      const ld wk = (o.class_weights ? (ld)o.class_weights[k] : (ld)1) * tk;
+      loss += wk * (lse - (ld)row[k * inner]);
+      if (st.finite()) sc += std::fabs(wk) * (1 + std::fabs((ld)row[k * inner] - st.max) + st.log_sum());
+    }
+    r.want[s] = loss;
+    r.scale[s] = (double)sc;
+  }
+  if (o.reduction != SOFTKIT_REDUCTION_NONE) {
+    ld tot = 0;
+    double sc = 0;
+    for (std::size_t s = 0; s < samples; ++s) {
+      tot += r.want[s];
+      sc += r.scale[s];
+    }
+    if (o.reduction == SOFTKIT_REDUCTION_MEAN) {
+      tot /= (ld)samples;
+      sc /= (double)samples;
+    }
+    r.want.assign(1, tot);
+    r.scale.assign(1, sc);
+  }
+  return r;
+}
+
+// Softmax backward dx = y (dy - sum(dy y)), scale |y| (|dy| + |dot| + 4 sum|dy y|);
+// log-softmax backward dx = dy - exp(y) sum(dy), scale |dy| + exp(y) (|sum| + 4 sum|dy|).
+// (The sums run in float blocks of 16 terms per lane before moving to double.)
+inline Ref softmax_backward(bool log, const float *y, const float *dy, std::size_t outer, std::size_t n,
+                            std::size_t inner) {
+  Ref r;
+  r.want.assign(outer * n * inner, 0);
+  r.scale.assign(outer * n * inner, 0);
+  for (std::size_t o = 0; o < outer; ++o)
+    for (std::size_t i = 0; i < inner; ++i) {
+      ld s = 0, sa = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t idx = (o * n + k) * inner + i;
+        const ld term = log ? (ld)dy[idx] : (ld)dy[idx] * (ld)y[idx];
+        s += term;
+        sa += std::fabs(term);
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t idx = (o * n + k) * inner + i;
+        if (log) {
+          const ld ey = std::exp((ld)y[idx]);
+          r.want[idx] = (ld)dy[idx] - ey * s;
+          r.scale[idx] = (double)(std::fabs((ld)dy[idx]) + ey * (std::fabs(s) + 4 * sa));
+        } else {
+          r.want[idx] = (ld)y[idx] * ((ld)dy[idx] - s);
+          r.scale[idx] = (double)(std::fabs((ld)y[idx]) * (std::fabs((ld)dy[idx]) + std::fabs(s) + 4 * sa));
+        }
+      }
+    }
+  return r;
+}
+
+// got vs want within factor * 4 * 2^-23 * scale + factor * 8 * 2^-149 (specials exact).
+inline tu::Compare compare(const std::vector<float> &got, const Ref &r, const std::string &label,
+                           double factor = 1.0) {
+  tu::Compare c;
+  for (std::size_t j = 0; j < got.size(); ++j) {
+    ++c.checked;
+    const ld w = r.want[j];
+    const float g = got[j];
+    const double tol = factor * (4 * tu::kEps * r.scale[j] + 8 * tu::kMinSub);
+    bool ok;
+    double err = 0;
+    if (std::isnan(w)) {
+      ok = std::isnan(g);
+    } else if (std::isinf((float)w)) {
+      ok = g == (float)w;
+    } else if (!std::isfinite(g)) {
+      ok = false;
+    } else {
+      err = std::fabs((double)((ld)g - w));
+      ok = err <= tol;
+      const double unit = tu::kEps * r.scale[j] + tu::kMinSub;
+      if (err / unit > c.worst_ulp) {
+        c.worst_ulp = err / unit;
+        std::ostringstream os;
+        os.precision(9);
+        os << label << " [" << j << "] got " << g << " want " << (double)w;
+        c.worst_where = os.str();
+      }
+      c.worst_ratio = std::max(c.worst_ratio, err / tol);
+    }
+    if (!ok && c.bad++ == 0) {
+      std::ostringstream os;
+      os.precision(9);
+      os << label << " [" << j << "] got " << g << " want " << (double)w << " tol " << tol;
+      c.first_bad = os.str();
+    }
+  }
+  return c;
+}
+
+inline std::vector<float> run_backward(const std::vector<float> &x, const std::vector<std::int64_t> &t,
+                                       std::size_t outer, std::size_t classes, std::size_t inner,
+                                       const softkit_cross_entropy_options &o, const std::vector<float> &dloss) {
+  std::vector<float> dx(outer * classes * inner, tu::kSentinel);
+  const softkit_status s =
+      softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, classes, inner, &o, dloss.data(), dx.data());
+  INFO("cross_entropy_backward " << tu::shape_label(outer, classes, inner) << " on "
+                                 << tu::isa_name(softkit_get_isa()));
+  REQUIRE(s == SOFTKIT_OK);
+  return dx;
+}
+
+inline std::vector<float> run_probs(const std::vector<float> &x, const std::vector<float> &tp, std::size_t outer,
+                                    std::size_t classes, std::size_t inner, const softkit_cross_entropy_options &o) {
+  std::vector<float> loss(o.reduction == SOFTKIT_REDUCTION_NONE ? outer * inner : 1, tu::kSentinel);
+  const softkit_status s = softkit_cross_entropy_probs_f32(x.data(), tp.data(), outer, classes, inner, &o, loss.data());
+  INFO("cross_entropy_probs " << tu::shape_label(outer, classes, inner) << " on " << tu::isa_name(softkit_get_isa()));
+  REQUIRE(s == SOFTKIT_OK);
+  return loss;
+}
+
+inline std::vector<float> run_sm_backward(bool log, const std::vector<float> &y, const std::vector<float> &dy,
+                                          std::size_t outer, std::size_t n, std::size_t inner) {
+  std::vector<float> dx(y.size(), tu::kSentinel);
+  const softkit_status s = (log ? softkit_log_softmax_backward_f32 : softkit_softmax_backward_f32)(
+      y.data(), dy.data(), dx.data(), outer, n, inner);
+  INFO((log ? "log_softmax_backward " : "softmax_backward ") << tu::shape_label(outer, n, inner));
+  REQUIRE(s == SOFTKIT_OK);
+  return dx;
+}
+
+// Random targets with about `ignore_rate` of them ignore_index.
+inline std::vector<std::int64_t> targets(std::size_t count, std::size_t classes, std::int64_t ignore, double ignore_rate,
+                                         std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::int64_t> pick(0, (std::int64_t)classes - 1);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<std::int64_t> t(count);
+  for (auto &v : t) v = u(rng) < ignore_rate ? ignore : pick(rng);
+  return t;
+}
+
+inline std::vector<float> uniform(std::size_t count, float lo, float hi, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(count);
+  for (auto &x : v) x = u(rng);
+  return v;
+}
+
+// Class probabilities [outer, classes, inner]: a softmax of random values (rows sum to 1).
+inline std::vector<float> probs(std::size_t outer, std::size_t classes, std::size_t inner, std::uint64_t seed) {
+  std::vector<float> p = uniform(outer * classes * inner, -3.0f, 3.0f, seed);
+  REQUIRE(softkit_softmax_f32(p.data(), p.data(), outer, classes, inner) == SOFTKIT_OK);
+  return p;
+}
+
+}  // namespace bw
+
+#endif  // SOFTKIT_TESTS_BW_UTIL_HPP

@@ -1,0 +1,408 @@
+// Gradients and soft targets: softkit_cross_entropy_backward_f32,
+// softkit_cross_entropy_probs_f32, softkit_softmax_backward_f32 and
+// softkit_log_softmax_backward_f32 against long double references (bw_util.hpp)
+// over many row lengths (tails, long-row chunks, 2^18 + 3), column layouts and
+// every option; central finite differences of the reference loss; error rules,
+// in-place aliasing, zero work and bitwise determinism across thread counts.
+#include "bw_util.hpp"
+
+using namespace tu;
+
+namespace {
+
+void check_ref(const std::vector<float> &got, const bw::Ref &r, const std::string &key, const std::string &label) {
+  const Compare c = bw::compare(got, r, label);
+  {
+    INFO(key << " on " << isa_name(softkit_get_isa()) << ": " << c.bad << " of " << c.checked
+             << " outside the bound; first: " << c.first_bad);
+    CHECK(c.bad == 0);
+  }
+  note_worst(key, c);
+}
+
+void verify_backward(const std::vector<float> &x, const std::vector<std::int64_t> &t, std::size_t outer,
+                     std::size_t classes, std::size_t inner, const softkit_cross_entropy_options &o,
+                     const std::vector<float> &dloss, const std::string &label) {
+  const auto got = bw::run_backward(x, t, outer, classes, inner, o, dloss);
+  check_ref(got, bw::ce_backward(x.data(), t.data(), outer, classes, inner, o, dloss.data()), "ce_backward", label);
+}
+
+void verify_probs(const std::vector<float> &x, const std::vector<float> &tp, std::size_t outer, std::size_t classes,
+                  std::size_t inner, const softkit_cross_entropy_options &o, const std::string &label) {
+  const auto got = bw::run_probs(x, tp, outer, classes, inner, o);
+  check_ref(got, bw::ce_probs(x.data(), tp.data(), outer, classes, inner, o), "ce_probs", label);
+}
+
+void verify_sm(bool log, const std::vector<float> &y, const std::vector<float> &dy, std::size_t outer, std::size_t n,
+               std::size_t inner, const std::string &label) {
+  const auto got = bw::run_sm_backward(log, y, dy, outer, n, inner);
+  check_ref(got, bw::softmax_backward(log, y.data(), dy.data(), outer, n, inner),
+            log ? "log_softmax_backward" : "softmax_backward", label);
+}
+
+// The forward output y of x, and a random upstream gradient.
+std::vector<float> forward(bool log, const std::vector<float> &x, std::size_t outer, std::size_t n, std::size_t inner) {
+  std::vector<float> y(x.size());
+  REQUIRE((log ? softkit_log_softmax_f32 : softkit_softmax_f32)(x.data(), y.data(), outer, n, inner) == SOFTKIT_OK);
+  return y;
+}
+
+const softkit_reduction kReductions[] = {SOFTKIT_REDUCTION_MEAN, SOFTKIT_REDUCTION_SUM, SOFTKIT_REDUCTION_NONE};
+
+std::vector<float> dloss_for(softkit_reduction red, std::size_t samples, std::uint64_t seed) {
+  return red == SOFTKIT_REDUCTION_NONE ? bw::uniform(samples, -2.0f, 2.0f, seed) : std::vector<float>{1.75f};
+}
+
+}  // namespace
+
+TEST_CASE("backward accuracy: rows of every length", "[backward][accuracy]") {
+  std::uint64_t seed = 1;
+  for (std::size_t n : accuracy_lengths()) {
+    const std::size_t outer = std::max<std::size_t>(rows_for(n), n < 64 ? 3 : 1);
+    const Dist d = kAllDists[seed % 5];
+    const auto x = make_tensor(d, outer, n, 1, seed);
+    const std::string lab = shape_label(outer, n, 1) + " " + dist_name(d);
+    const auto w = bw::uniform(n, 0.1f, 2.5f, seed + 7);
+    const auto t = bw::targets(outer, n, -100, 0.2, seed);
+    const softkit_reduction red = kReductions[seed % 3];
+    const auto dl = dloss_for(red, outer, seed);
+    verify_backward(x, t, outer, n, 1, bw::opts(red), dl, lab);
+    verify_backward(x, t, outer, n, 1, bw::opts(red, -100, 0.1f, w.data()), dl, lab + " weighted e 0.1");
+    const auto tp = bw::probs(outer, n, 1, seed + 3);
+    verify_probs(x, tp, outer, n, 1, bw::opts(red, -100, 0.0f, seed % 2 ? w.data() : nullptr), lab);
+    verify_probs(x, tp, outer, n, 1, bw::opts(SOFTKIT_REDUCTION_NONE, -100, 0.2f), lab + " e 0.2");
+    for (bool log : {false, true}) {
+      const auto y = forward(log, x, outer, n, 1);
+      verify_sm(log, y, bw::uniform(x.size(), -1.0f, 1.0f, seed + 11), outer, n, 1, lab);
+    }
+    ++seed;
+  }
+}
+
+TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]") {
+  const std::size_t shapes[][3] = {{3, 5, 7},   {2, 1000, 64}, {1, 21, 4096}, {4, 7, 100}, {2, 33, 19},
+                                   {1, 20000, 3}, {3, 1, 9},   {2, 300, 1030}, {1, 2, 2}};
+  std::uint64_t seed = 100;
+  for (const auto &s : shapes) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    const Dist d = kAllDists[seed % 5];
+    const auto x = make_tensor(d, outer, n, inner, seed);
+    const std::string lab = shape_label(outer, n, inner) + " " + dist_name(d);
+    const auto w = bw::uniform(n, 0.1f, 2.5f, seed + 7);
+    const auto t = bw::targets(outer * inner, n, 1, 0.2, seed);
+    for (softkit_reduction red : kReductions) {
+      const auto dl = dloss_for(red, outer * inner, seed);
+      verify_backward(x, t, outer, n, inner, bw::opts(red, 1), dl, lab);
+      verify_backward(x, t, outer, n, inner, bw::opts(red, 1, 0.3f, w.data()), dl, lab + " weighted e 0.3");
+      const auto tp = bw::probs(outer, n, inner, seed + 3);
+      verify_probs(x, tp, outer, n, inner, bw::opts(red, -100, 0.1f, w.data()), lab);
+    }
+    for (bool log : {false, true}) {
+      const auto y = forward(log, x, outer, n, inner);
+      verify_sm(log, y, bw::uniform(x.size(), -1.0f, 1.0f, seed + 11), outer, n, inner, lab);
+    }
+    ++seed;
+  }
+}
+
+TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backward]") {
+  // Rows of 40 and 20000 (long rows) and columns; specials in rows 0..4.
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{6, 40, 1}, {6, 20000, 1}, {2, 40, 3}, {6, 3, 1}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    auto x = make_tensor(Dist::Normal1, outer, n, inner, 9);
+    auto at = [&](std::size_t row, std::size_t k) -> float & { return x[((row / inner) * n + k) * inner + row % inner]; };
+    at(0, n / 2) = kInf;
+    at(1, n - 1) = kNaN;
+    for (std::size_t k = 0; k < n; ++k) at(2, k) = -kInf;
+    for (std::size_t k = 0; k < n; ++k) at(3, k) = -kInf;
+    at(3, 1) = 0.5f;
+    at(4, 0) = -kInf;
+    const std::string lab = "specials " + shape_label(outer, n, inner);
+    std::vector<std::int64_t> t(outer * inner, 1);
+    t[4] = 0;  // the target's logit is -inf: finite gradient, infinite loss
+    t[5] = -100;
+    for (softkit_reduction red : kReductions)
+      for (float e : {0.0f, 0.25f}) {
+        const auto dl = dloss_for(red, outer * inner, 3);
+        verify_backward(x, t, outer, n, inner, bw::opts(red, -100, e), dl, lab);
+        auto tp = bw::probs(outer, n, inner, 5);
+        verify_probs(x, tp, outer, n, inner, bw::opts(red, -100, e), lab);
+      }
+    for (bool log : {false, true}) {
+      const auto y = forward(log, x, outer, n, inner);
+      verify_sm(log, y, bw::uniform(x.size(), -1.0f, 1.0f, 4), outer, n, inner, lab);
+    }
+  }
+}
+
+TEST_CASE("backward: every target ignored", "[backward]") {
+  for (std::size_t n : {5, 300, 20000}) {
+    const auto x = make_tensor(Dist::Normal1, 4, n, 1, n);
+    const std::vector<std::int64_t> t(4, -100);
+    const auto w = bw::uniform(n, 0.1f, 2.0f, 3);
+    for (softkit_reduction red : kReductions)
+      for (float e : {0.0f, 0.5f})
+        for (const float *wp : {(const float *)nullptr, w.data()}) {
+          const auto dl = dloss_for(red, 4, 1);
+          const auto dx = bw::run_backward(x, t, 4, n, 1, bw::opts(red, -100, e, wp), dl);
+          for (float v : dx) REQUIRE(same_bits(v, 0.0f));
+        }
+  }
+}
+
+TEST_CASE("backward: central differences of the reference loss", "[backward]") {
+  // Small cases in double: the loss is the long double reference of the forward.
+  const std::size_t shapes[][3] = {{3, 5, 1}, {2, 4, 3}, {1, 7, 1}};
+  for (const auto &s : shapes) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2], total = outer * n * inner;
+    const auto x = bw::uniform(total, -2.0f, 2.0f, total);
+    const auto w = bw::uniform(n, 0.2f, 2.0f, 3);
+    std::vector<std::int64_t> t = bw::targets(outer * inner, n, 2, 0.0, 5);
+    t[0] = 2;  // ignored (ignore_index 2)
+    for (softkit_reduction red : kReductions)
+      for (float e : {0.0f, 0.1f, 1.0f})
+        for (const float *wp : {(const float *)nullptr, w.data()}) {
+          const auto o = bw::opts(red, 2, e, wp);
+          const auto dl = dloss_for(red, outer * inner, 8);
+          const auto got = bw::run_backward(x, t, outer, n, inner, o, dl);
+          // L(x) = sum_i dloss_i * loss_i (NONE) or dloss * loss, in long double.
+          auto L = [&](const std::vector<float> &xv, std::size_t j, ld h) {
+            ld total_loss = 0, D = 0;
+            for (std::size_t smp = 0; smp < outer * inner; ++smp) {
+              const std::size_t oo = smp / inner, ii = smp % inner;
+              if (t[smp] == o.ignore_index) continue;
+              std::vector<ld> row(n);
+              for (std::size_t k = 0; k < n; ++k) {
+                const std::size_t idx = (oo * n + k) * inner + ii;
+                row[k] = (ld)xv[idx] + (idx == j ? h : 0);
+              }
+              ld m = row[0];
+              for (ld v : row) m = std::max(m, v);
+              ld sum = 0;
+              for (ld v : row) sum += std::exp(v - m);
+              const ld lse = m + std::log(sum);
+              auto wc = [&](std::size_t c) -> ld { return wp ? (ld)wp[c] : (ld)1; };
+              const std::size_t tt = (std::size_t)t[smp];
+              ld l = wc(tt) * (lse - row[tt]);
+              if (e > 0) {
+                ld sm = 0;
+                for (std::size_t c = 0; c < n; ++c) sm += wc(c) * (lse - row[c]);
+                l = (1 - (ld)e) * l + (ld)e / n * sm;
+              }
+              D += wc(tt);
+              total_loss += red == SOFTKIT_REDUCTION_NONE ? (ld)dl[smp] * l : (ld)dl[0] * l;
+            }
+            // Every sample ignored: the MEAN loss is NaN, its gradient 0 (as libtorch's).
+            return red == SOFTKIT_REDUCTION_MEAN && D != 0 ? total_loss / D : total_loss;
+          };
+          for (std::size_t j = 0; j < total; ++j) {
+            const ld h = 1e-4L;
+            const ld fd = (L(x, j, h) - L(x, j, -h)) / (2 * h);
+            INFO("red " << (int)red << " e " << e << (wp ? " weighted" : "") << " element " << j);
+            CHECK((double)got[j] == Approx((double)fd).epsilon(1e-4).margin(2e-6));
+          }
+        }
+  }
+  // Softmax / log-softmax backward: L = sum(dy * f(x)), dL/dx = backward(f(x), dy).
+  for (bool log : {false, true}) {
+    const std::size_t outer = 2, n = 6, inner = 2, total = outer * n * inner;
+    const auto x = bw::uniform(total, -2.0f, 2.0f, 21);
+    const auto dy = bw::uniform(total, -1.0f, 1.0f, 22);
+    const auto got = bw::run_sm_backward(log, forward(log, x, outer, n, inner), dy, outer, n, inner);
+    for (std::size_t j = 0; j < total; ++j) {
+      const ld h = 1e-4L;
+      auto L = [&](ld hh) {
+        ld l = 0;
+        for (std::size_t o = 0; o < outer; ++o)
+          for (std::size_t i = 0; i < inner; ++i) {
+            ld m = -ref::ld_inf(), sum = 0;
+            auto xv = [&](std::size_t k) {
+              const std::size_t idx = (o * n + k) * inner + i;
+              return (ld)x[idx] + (idx == j ? hh : 0);
+            };
+            for (std::size_t k = 0; k < n; ++k) m = std::max(m, xv(k));
+            for (std::size_t k = 0; k < n; ++k) sum += std::exp(xv(k) - m);
+            for (std::size_t k = 0; k < n; ++k) {
+              const ld f = log ? xv(k) - m - std::log(sum) : std::exp(xv(k) - m) / sum;
+              l += (ld)dy[(o * n + k) * inner + i] * f;
+            }
+          }
+        return l;
+      };
+      const ld fd = (L(h) - L(-h)) / (2 * h);
+      INFO((log ? "log_softmax" : "softmax") << " element " << j);
+      CHECK((double)got[j] == Approx((double)fd).epsilon(1e-4).margin(2e-6));
+    }
+  }
+}
+
+TEST_CASE("backward: in place (dx == y, dx == dy)", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{5, 37, 1}, {1, 40000, 1}, {3, 17, 70}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    const auto x = make_tensor(Dist::Normal1, outer, n, inner, 2);
+    const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 3);
+    for (bool log : {false, true}) {
+      const auto y = forward(log, x, outer, n, inner);
+      const auto want = bw::run_sm_backward(log, y, dy, outer, n, inner);
+      auto fn = log ? softkit_log_softmax_backward_f32 : softkit_softmax_backward_f32;
+      std::vector<float> a = y;
+      REQUIRE(fn(a.data(), dy.data(), a.data(), outer, n, inner) == SOFTKIT_OK);
+      std::vector<float> b = dy;
+      REQUIRE(fn(y.data(), b.data(), b.data(), outer, n, inner) == SOFTKIT_OK);
+      for (std::size_t j = 0; j < want.size(); ++j) {
+        REQUIRE(same_bits(a[j], want[j]));
+        REQUIRE(same_bits(b[j], want[j]));
+      }
+    }
+  }
+}
+
+TEST_CASE("backward: bitwise identical for 1 to 4 threads", "[backward][threads]") {
+  const std::size_t shapes[][3] = {{300, 1000, 1}, {3, 50257, 1}, {4, 64, 3000}, {2, 20000, 5}};
+  for (const auto &s : shapes) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    const auto x = make_tensor(Dist::Normal30, outer, n, inner, 4);
+    const auto t = bw::targets(outer * inner, n, -100, 0.1, 4);
+    const auto w = bw::uniform(n, 0.1f, 2.0f, 5);
+    const auto tp = bw::probs(outer, n, inner, 6);
+    const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 7);
+    const auto o = bw::opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data());
+    const auto on = bw::opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f, w.data());
+    std::vector<std::vector<float>> first;
+    for (int threads = 1; threads <= 4; ++threads) {
+      ScopedThreads st(threads);
+      std::vector<std::vector<float>> out;
+      out.push_back(bw::run_backward(x, t, outer, n, inner, o, {1.0f}));
+      out.push_back(bw::run_probs(x, tp, outer, n, inner, o));
+      out.push_back(bw::run_probs(x, tp, outer, n, inner, on));
+      out.push_back(bw::run_sm_backward(false, x, dy, outer, n, inner));
+      out.push_back(bw::run_sm_backward(true, forward(true, x, outer, n, inner), dy, outer, n, inner));
+      if (threads == 1) {
+        first = out;
+        continue;
+      }
+      for (std::size_t k = 0; k < out.size(); ++k) {
+        INFO(shape_label(outer, n, inner) << " output " << k << " threads " << threads);
+        REQUIRE(out[k].size() == first[k].size());
+        std::size_t diff = 0;
+        for (std::size_t j = 0; j < out[k].size(); ++j) diff += !same_bits(out[k][j], first[k][j]);
+        CHECK(diff == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("backward: argument errors write nothing", "[backward][errors]") {
+  const std::size_t outer = 2, n = 3, inner = 1;
+  std::vector<float> x = {1, 2, 3, 4, 5, 6}, dx(6, kSentinel), dl = {1.0f}, tp(6, 1.0f / 3), loss(2, kSentinel);
+  std::vector<std::int64_t> t = {0, 2};
+  auto untouched = [&] {
+    for (float v : dx) REQUIRE(same_bits(v, kSentinel));
+    for (float v : loss) REQUIRE(same_bits(v, kSentinel));
+  };
+  auto o = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  // Targets out of range, refused before anything is written.
+  for (std::int64_t bad : {(std::int64_t)-1, (std::int64_t)3, (std::int64_t)-100 - 1}) {
+    std::vector<std::int64_t> tb = {0, bad};
+    CHECK(softkit_cross_entropy_backward_f32(x.data(), tb.data(), outer, n, inner, &o, dl.data(), dx.data()) ==
+          SOFTKIT_ERROR_TARGET_OUT_OF_RANGE);
+  }
+  // NULL pointers with work.
+  CHECK(softkit_cross_entropy_backward_f32(nullptr, t.data(), outer, n, inner, &o, dl.data(), dx.data()) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), nullptr, outer, n, inner, &o, dl.data(), dx.data()) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, nullptr, dx.data()) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, dl.data(), nullptr) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_probs_f32(nullptr, tp.data(), outer, n, inner, &o, loss.data()) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_probs_f32(x.data(), nullptr, outer, n, inner, &o, loss.data()) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  CHECK(softkit_cross_entropy_probs_f32(x.data(), tp.data(), outer, n, inner, &o, nullptr) ==
+        SOFTKIT_ERROR_NULL_POINTER);
+  for (auto fn : {softkit_softmax_backward_f32, softkit_log_softmax_backward_f32}) {
+    CHECK(fn(nullptr, x.data(), dx.data(), outer, n, inner) == SOFTKIT_ERROR_NULL_POINTER);
+    CHECK(fn(x.data(), nullptr, dx.data(), outer, n, inner) == SOFTKIT_ERROR_NULL_POINTER);
+    CHECK(fn(x.data(), x.data(), nullptr, outer, n, inner) == SOFTKIT_ERROR_NULL_POINTER);
+    // Size overflow.
+    CHECK(fn(x.data(), x.data(), dx.data(), SIZE_MAX / 2, 3, 1) == SOFTKIT_ERROR_SIZE_OVERFLOW);
+  }
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), SIZE_MAX / 2, 3, 1, &o, dl.data(), dx.data()) ==
+        SOFTKIT_ERROR_SIZE_OVERFLOW);
+  CHECK(softkit_cross_entropy_probs_f32(x.data(), tp.data(), SIZE_MAX / 2, 3, 1, &o, loss.data()) ==
+        SOFTKIT_ERROR_SIZE_OVERFLOW);
+  // Invalid options, classes == 0.
+  for (int k = 0; k < 4; ++k) {
+    auto ob = bw::opts(SOFTKIT_REDUCTION_MEAN);
+    if (k == 0) ob.reduction = (softkit_reduction)7;
+    if (k == 1) ob.label_smoothing = -0.1f;
+    if (k == 2) ob.label_smoothing = kNaN;
+    if (k == 3) ob.struct_size = 8;
+    CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &ob, dl.data(), dx.data()) ==
+          SOFTKIT_ERROR_INVALID_ARGUMENT);
+    CHECK(softkit_cross_entropy_probs_f32(x.data(), tp.data(), outer, n, inner, &ob, loss.data()) ==
+          SOFTKIT_ERROR_INVALID_ARGUMENT);
+  }
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, 0, inner, &o, dl.data(), dx.data()) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  // Overlaps: dlogits with logits (also in place), dloss, targets, weights; loss with inputs.
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, dl.data(), x.data()) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  std::vector<float> big(20, 0.5f);
+  CHECK(softkit_cross_entropy_backward_f32(big.data(), t.data(), outer, n, inner, &o, dl.data(), big.data() + 3) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, big.data() + 5, big.data()) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  auto ow = bw::opts(SOFTKIT_REDUCTION_MEAN, -100, 0.0f, big.data() + 2);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &ow, dl.data(), big.data() + 4) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, dl.data(),
+                                           reinterpret_cast<float *>(t.data())) == SOFTKIT_ERROR_INVALID_ARGUMENT);
+  CHECK(softkit_cross_entropy_probs_f32(big.data(), tp.data(), outer, n, inner, &o, big.data() + 5) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  CHECK(softkit_cross_entropy_probs_f32(x.data(), big.data(), outer, n, inner, &o, big.data() + 5) ==
+        SOFTKIT_ERROR_INVALID_ARGUMENT);
+  for (auto fn : {softkit_softmax_backward_f32, softkit_log_softmax_backward_f32}) {
+    CHECK(fn(big.data(), big.data() + 10, big.data() + 1, outer, n, inner) == SOFTKIT_ERROR_INVALID_ARGUMENT);
+    CHECK(fn(big.data() + 10, big.data(), big.data() + 1, outer, n, inner) == SOFTKIT_ERROR_INVALID_ARGUMENT);
+    for (float v : big) REQUIRE(v == 0.5f);
+  }
+  untouched();
+}
+
+TEST_CASE("backward: zero work is OK with NULL pointers", "[backward][errors]") {
+  const auto o = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  for (auto shape : std::vector<std::array<std::size_t, 3>>{{0, 3, 1}, {2, 3, 0}, {0, 3, 0}}) {
+    CHECK(softkit_cross_entropy_backward_f32(nullptr, nullptr, shape[0], shape[1], shape[2], &o, nullptr, nullptr) ==
+          SOFTKIT_OK);
+    CHECK(softkit_cross_entropy_probs_f32(nullptr, nullptr, shape[0], shape[1], shape[2], &o, nullptr) == SOFTKIT_OK);
+    CHECK(softkit_softmax_backward_f32(nullptr, nullptr, nullptr, shape[0], shape[1], shape[2]) == SOFTKIT_OK);
+    CHECK(softkit_log_softmax_backward_f32(nullptr, nullptr, nullptr, shape[0], shape[1], shape[2]) == SOFTKIT_OK);
+  }
+  CHECK(softkit_softmax_backward_f32(nullptr, nullptr, nullptr, 2, 0, 3) == SOFTKIT_OK);
+  // An empty batch of soft targets: MEAN NaN, SUM 0 (as the forward).
+  float loss = kSentinel;
+  auto om = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  REQUIRE(softkit_cross_entropy_probs_f32(nullptr, nullptr, 0, 3, 1, &om, &loss) == SOFTKIT_OK);
+  CHECK(std::isnan(loss));
+  auto os = bw::opts(SOFTKIT_REDUCTION_SUM);
+  REQUIRE(softkit_cross_entropy_probs_f32(nullptr, nullptr, 0, 3, 1, &os, &loss) == SOFTKIT_OK);
+  CHECK(loss == 0.0f);
+}
+
+TEST_CASE("soft targets: one-hot probabilities give the hard-target loss", "[backward]") {
+  const std::size_t outer = 5, n = 37, inner = 3;
+  const auto x = make_tensor(Dist::Normal1, outer, n, inner, 12);
+  const auto t = bw::targets(outer * inner, n, -100, 0.0, 12);
+  const auto w = bw::uniform(n, 0.1f, 2.0f, 5);
+  std::vector<float> tp(x.size(), 0.0f);
+  for (std::size_t s = 0; s < outer * inner; ++s) tp[((s / inner) * n + (std::size_t)t[s]) * inner + s % inner] = 1.0f;
+  for (float e : {0.0f, 0.2f}) {
+    const auto o = bw::opts(SOFTKIT_REDUCTION_NONE, -100, e, w.data());
+    const auto soft = bw::run_probs(x, tp, outer, n, inner, o);
+    const auto hard = run_ce(x, t, outer, n, inner, &o);
+    for (std::size_t s = 0; s < soft.size(); ++s) CHECK(soft[s] == Approx(hard[s]).epsilon(1e-5).margin(1e-6));
+  }
+}
