@@ -51,13 +51,17 @@ struct SoftkitRunner : Runner {
               "cross_entropy");
         break;
       case Op::cross_entropy_fwbw:
-        // ---- softkit forward+backward goes here -----------------------------------
-        // softkit has no backward entry point yet. When it has one (e.g. a
-        // softkit_cross_entropy_backward_f32 writing dlogits, or a fused forward+backward),
-        // call it here: the loss into `loss`, d(mean loss)/dlogits into out.data() (the
-        // harness checks both against a double-precision reference), and let
-        // softkit_has_op() below return true for Op::cross_entropy_fwbw.
-        throw std::runtime_error("softkit has no cross-entropy backward yet");
+        // Forward (the mean loss) and backward (d(mean loss)/dlogits, dloss = 1), as
+        // training code runs them: two calls over the logits.
+        {
+          const float one = 1.0f;
+          check(softkit_cross_entropy_f32(x, p.in->target.data(), s.outer, s.n, s.inner, nullptr, &loss),
+                "cross_entropy");
+          check(softkit_cross_entropy_backward_f32(x, p.in->target.data(), s.outer, s.n, s.inner, nullptr, &one,
+                                                   out.data()),
+                "cross_entropy_backward");
+        }
+        break;
     }
     benchmark::ClobberMemory();
   }
@@ -65,9 +69,7 @@ struct SoftkitRunner : Runner {
   const float *output_loss() const override { return &loss; }
 };
 
-bool softkit_has_op(Op op) {
-  return op != Op::cross_entropy_fwbw;  // no backward API yet: see SoftkitRunner::run
-}
+bool softkit_has_op(Op) { return true; }
 
 }  // namespace
 

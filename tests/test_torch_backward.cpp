@@ -75,9 +75,7 @@ void ce_grad_case(const std::vector<float> &x, const std::vector<std::int64_t> &
     CHECK(c.bad == 0);
   }
   note_worst("ce_backward vs torch", c);
-  // The reference agrees with torch too (its formula is PyTorch's).
-  const Compare cr = versus(theirs, theirs, r, classes, label);  // sanity of the comparison itself
-  CHECK(cr.bad == 0);
+  // The long double reference agrees with torch too (its formula is PyTorch's).
   const Compare ct = bw::compare(theirs, [&] {
     bw::Ref w = r;
     for (auto &s : w.scale) s *= 1.0 + (double)classes / 8;
