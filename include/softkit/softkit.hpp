@@ -103,6 +103,41 @@ inline std::vector<float> cross_entropy(const float *logits, const std::int64_t 
   return loss;
 }
 
+// The gradient of cross_entropy(...) with respect to the logits, for the
+// upstream gradient dloss (1 value for MEAN and SUM, one per sample for NONE).
+inline void cross_entropy_backward(const float *logits, const std::int64_t *targets,
+                                   const std::vector<std::size_t> &logits_shape, const float *dloss, float *dlogits,
+                                   const softkit_cross_entropy_options &opts = softkit_cross_entropy_options_default()) {
+  if (logits_shape.size() < 2) throw error(SOFTKIT_ERROR_INVALID_ARGUMENT);
+  const split s = split_at(logits_shape, 1);
+  check(softkit_cross_entropy_backward_f32(logits, targets, s.outer, s.n, s.inner, &opts, dloss, dlogits));
+}
+
+// cross_entropy with class-probability targets of the logits' shape.
+inline std::vector<float> cross_entropy_probs(const float *logits, const float *target_probs,
+                                              const std::vector<std::size_t> &logits_shape,
+                                              const softkit_cross_entropy_options &opts =
+                                                  softkit_cross_entropy_options_default()) {
+  if (logits_shape.size() < 2) throw error(SOFTKIT_ERROR_INVALID_ARGUMENT);
+  const split s = split_at(logits_shape, 1);
+  std::vector<float> loss(opts.reduction == SOFTKIT_REDUCTION_NONE ? s.outer * s.inner : 1);
+  check(softkit_cross_entropy_probs_f32(logits, target_probs, s.outer, s.n, s.inner, &opts, loss.data()));
+  return loss;
+}
+
+// dx from the forward output y and its gradient dy.
+inline void softmax_backward(const float *y, const float *dy, float *dx, const std::vector<std::size_t> &shape,
+                             std::ptrdiff_t dim = -1) {
+  const split s = split_at(shape, dim);
+  check(softkit_softmax_backward_f32(y, dy, dx, s.outer, s.n, s.inner));
+}
+
+inline void log_softmax_backward(const float *y, const float *dy, float *dx, const std::vector<std::size_t> &shape,
+                                 std::ptrdiff_t dim = -1) {
+  const split s = split_at(shape, dim);
+  check(softkit_log_softmax_backward_f32(y, dy, dx, s.outer, s.n, s.inner));
+}
+
 inline float cross_entropy_mean(const std::vector<float> &logits, const std::vector<std::int64_t> &targets,
                                 std::size_t classes) {
   if (classes == 0 || logits.size() != targets.size() * classes) throw error(SOFTKIT_ERROR_INVALID_ARGUMENT);
