@@ -40,26 +40,29 @@ struct isa_ops {
   static vd widen_hi(vf v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
   // vscalefps: p * 2^floor(k) with correct rounding into the subnormals.
   static vf scale_pow2(vf p, vf k, vf) { return _mm512_scalef_ps(p, k); }
-  // exp for x <= 0 or NaN with one FMA less than the polynomial: x = (k + j/16) ln2 + r,
-  // |r| <= ln2/32; 2^(j/16) from a 16-entry table held in one register (vpermps
-  // reads the low 4 bits of t, which are j), e^r by a cubic, 2^k by vscalefps
-  // (which floors k/16 itself and rounds gradually into the subnormals).
+  // exp for x <= 0 or NaN with two FMAs less than the polynomial: x = (k/16) ln2 + r,
+  // |r| <= ln2/32; 2^((k mod 16)/16) from a 16-entry table held in one register,
+  // e^r by a cubic, 2^floor(k/16) by vscalefps (which floors its argument itself
+  // and rounds gradually into the subnormals). Adding 1.5 * 2^19, whose ulp is
+  // 1/16, rounds x/ln2 to k/16 and leaves k mod 16 in the low 4 bits, which is
+  // all vpermps reads of an index.
   static vf exp(vf x) {
     const __m512 table = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
         0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
         0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f);
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    const __m512 magic = _mm512_set1_ps(786432.0f);  // 1.5 * 2^19
     const __m512 v = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // NaN is the second operand: kept
-    const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(23.0831203f), magic);  // 16 / ln2
-    const __m512 k = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0x1.62ep-5f), v);  // ln2/16, 12 bits: k * hi is exact
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0x1.0bfbe8p-19f), r);
+    const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
+    const __m512 k16 = _mm512_sub_ps(t, magic);  // k / 16
+    // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
+    __m512 r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
+    r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
     const __m512 table_j = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
     __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.555556p-3f), _mm512_set1_ps(0.5f));
     q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
     const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(table_j, r), q, table_j);
-    return _mm512_scalef_ps(p, _mm512_mul_ps(k, _mm512_set1_ps(0.0625f)));
+    return _mm512_scalef_ps(p, k16);
   }
 };
 
