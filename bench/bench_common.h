@@ -25,7 +25,10 @@ enum class Op {
   logsumexp,
   cross_entropy,       // forward, mean reduction, no weights, ignore_index -100
   cross_entropy_fwbw,  // forward + gradient of the logits
+  softmax_backward,      // dx from y = softmax(x) and dy
+  log_softmax_backward,  // dx from y = log_softmax(x) and dy
 };
+inline bool is_backward(Op op) { return op == Op::softmax_backward || op == Op::log_softmax_backward; }
 
 const char *op_name(Op op);
 bool op_from_name(const std::string &s, Op *op);
@@ -74,13 +77,21 @@ struct Inputs {
 // The inputs of a shape, made on first use; only the most recent shape is kept.
 const Inputs &inputs_for(const Shape &s);
 
+// Inputs of the backward ops: y = softmax(x) and log_softmax(x) of inputs_for(s).x,
+// and a random normal dy. Made on first use; only the most recent shape is kept.
+struct BackwardInputs {
+  Shape shape;
+  AlignedArray<float> y_softmax, y_log_softmax, dy;
+};
+const BackwardInputs &backward_inputs_for(const Shape &s);
+
 // What a run computes; one instance per benchmark run, made outside the timed loop.
 struct Runner {
   virtual ~Runner() = default;
   virtual void run() = 0;
   // After run(): the values to check. softmax/log_softmax: [outer, n, inner];
   // logsumexp: [outer, inner]; cross_entropy: 1 float (the mean loss);
-  // cross_entropy_fwbw: the gradient of the logits [outer, n, inner]
+  // cross_entropy_fwbw, softmax_backward, log_softmax_backward: the gradient [outer, n, inner]
   // (output_loss() gives the loss). nullptr: nothing to check (floors).
   virtual const float *output() const { return nullptr; }
   virtual const float *output_loss() const { return nullptr; }
@@ -91,11 +102,12 @@ struct Problem {
   Shape shape;
   int threads;
   const Inputs *in;
+  const BackwardInputs *bw;  // the backward ops only, else nullptr
 };
 
 // One implementation under one ISA label.
 struct Impl {
-  std::string name;  // softkit, onednn, torch, naive, memcpy, readsum
+  std::string name;  // softkit, onednn, torch, naive, memcpy, readsum, add
   std::string isa;   // softkit: scalar|avx2|avx512; peers: auto, or the ISA they are capped to
   bool is_floor = false;
   std::function<bool(Op, const Shape &)> has;

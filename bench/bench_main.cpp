@@ -2,8 +2,9 @@
 // memory floors, in one process, on the shapes of issue 3.
 //
 // Benchmark names: <op>/<impl>/<isa>/t<threads>/<outer>x<n>x<inner>
-//   op    softmax | log_softmax | logsumexp | cross_entropy | cross_entropy_fwbw
-//   impl  softkit | onednn | torch | naive | memcpy | readsum   (the last two are floors)
+//   op    softmax | log_softmax | logsumexp | cross_entropy | cross_entropy_fwbw |
+//         softmax_backward | log_softmax_backward
+//   impl  softkit | onednn | torch | naive | memcpy | readsum | add   (the last three are floors)
 //   isa   softkit: scalar | avx2 | avx512; peers: auto (their own choice) or their cap
 // Google Benchmark appends "/real_time" (every case is timed in wall-clock time);
 // a '$' at the end of --benchmark_filter is taken to mean the end of the part above.
@@ -137,6 +138,36 @@ std::string check_output(const Problem &p, const Runner &r) {
     if (p.op == Op::cross_entropy) return "";
   }
   std::set<size_t> rows = {0, s.rows() / 2, s.rows() - 1};
+  if (is_backward(p.op)) {
+    const float *yv = p.op == Op::softmax_backward ? p.bw->y_softmax.data() : p.bw->y_log_softmax.data();
+    const float *dy = p.bw->dy.data();
+    for (size_t row : rows) {
+      size_t base = (row / s.inner) * s.n * s.inner + row % s.inner;
+      double acc = 0, ymax = 0;
+      for (size_t k = 0; k < s.n; ++k) {
+        size_t at = base + k * s.inner;
+        acc += p.op == Op::softmax_backward ? (double)dy[at] * yv[at] : (double)dy[at];
+        ymax = std::max(ymax, std::fabs((double)yv[at]));
+      }
+      for (size_t k = 0; k < s.n; ++k) {
+        size_t at = base + k * s.inner;
+        double want, abs_;
+        if (p.op == Op::softmax_backward) {
+          want = yv[at] * ((double)dy[at] - acc);
+          abs_ = 1e-4 * ymax;
+        } else {
+          want = (double)dy[at] - std::exp((double)yv[at]) * acc;
+          abs_ = 1e-4 * (1.0 + std::fabs(acc));
+        }
+        if (!close(y[at], want, 1e-3, abs_)) {
+          std::snprintf(buf, sizeof buf, "wrong result: row %zu element %zu is %.7g, reference %.7g", row, k,
+                        (double)y[at], want);
+          return buf;
+        }
+      }
+    }
+    return "";
+  }
   for (size_t row : rows) {
     RowRef ref = row_ref(in, row);
     size_t o = row / s.inner, i = row % s.inner;
@@ -312,7 +343,7 @@ int main(int argc, char **argv) {
   std::vector<Op> ops;
   if (ops_arg.empty()) {
     ops = all_ops();
-    if (quick) ops.pop_back();  // forward ops only
+    if (quick) ops = {Op::softmax, Op::log_softmax, Op::logsumexp, Op::cross_entropy};  // forward ops only
   } else {
     for (const std::string &s : split(ops_arg, ',')) {
       Op op;
@@ -397,7 +428,7 @@ int main(int argc, char **argv) {
               omp_set_num_threads(t);
               im.prepare(t);
               const Inputs &in = inputs_for(shape);
-              Problem p{op, shape, t, &in};
+              Problem p{op, shape, t, &in, is_backward(op) ? &backward_inputs_for(shape) : nullptr};
               std::string why;
               std::unique_ptr<Runner> r = im.make(p, &why);
               if (!r) {

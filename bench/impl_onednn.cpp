@@ -1,4 +1,5 @@
-// oneDNN peer: softmax_forward and logsoftmax_forward primitives (oneDNN 2.x API),
+// oneDNN peer: softmax_forward and logsoftmax_forward primitives (oneDNN 2.x API), and
+// softmax_backward / logsoftmax_backward (hinted by a forward_training primitive),
 // plain layout (ab for [outer, n], abc for [outer, n, inner]), axis 1, forward_inference.
 // Threads: oneDNN's OpenMP runtime, omp_set_num_threads() before the primitive is made.
 //
@@ -27,8 +28,9 @@ namespace {
 struct OnednnRunner : Runner {
   dnnl::engine eng;
   dnnl::stream strm;
-  dnnl::memory src, dst;
+  dnnl::memory src, dst, ddst;  // backward: src is y, ddst is dy, dst is dx
   dnnl::primitive prim;
+  bool backward = false;
   AlignedArray<float> out;
 
   explicit OnednnRunner(const Problem &p) : eng(dnnl::engine::kind::cpu, 0), strm(eng), out(p.shape.elements()) {
@@ -42,8 +44,26 @@ struct OnednnRunner : Runner {
                   {(dnnl::memory::dim)s.outer, (dnnl::memory::dim)s.n, (dnnl::memory::dim)s.inner}, dt::f32,
                   tag::abc);
     std::memset(out.data(), 0, s.elements() * sizeof(float));
-    src = dnnl::memory(md, eng, const_cast<float *>(p.in->x.data()));
     dst = dnnl::memory(md, eng, out.data());
+    if (is_backward(p.op)) {
+      backward = true;
+      const bool log = p.op == Op::log_softmax_backward;
+      src = dnnl::memory(md, eng, const_cast<float *>(log ? p.bw->y_log_softmax.data() : p.bw->y_softmax.data()));
+      ddst = dnnl::memory(md, eng, const_cast<float *>(p.bw->dy.data()));
+      if (!log) {
+        dnnl::softmax_forward::primitive_desc hint(
+            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_training, md, 1), eng);
+        dnnl::softmax_backward::desc d(md, md, 1);
+        prim = dnnl::softmax_backward(dnnl::softmax_backward::primitive_desc(d, eng, hint));
+      } else {
+        dnnl::logsoftmax_forward::primitive_desc hint(
+            dnnl::logsoftmax_forward::desc(dnnl::prop_kind::forward_training, md, 1), eng);
+        dnnl::logsoftmax_backward::desc d(md, md, 1);
+        prim = dnnl::logsoftmax_backward(dnnl::logsoftmax_backward::primitive_desc(d, eng, hint));
+      }
+      return;
+    }
+    src = dnnl::memory(md, eng, const_cast<float *>(p.in->x.data()));
     if (p.op == Op::softmax) {
       dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, 1);
       prim = dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(d, eng));
@@ -53,7 +73,10 @@ struct OnednnRunner : Runner {
     }
   }
   void run() override {
-    prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    if (backward)
+      prim.execute(strm, {{DNNL_ARG_DST, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dst}});
+    else
+      prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
     strm.wait();
     benchmark::ClobberMemory();
   }
@@ -95,7 +118,9 @@ void add_onednn_impls(const Options &, std::vector<Impl> *out, std::vector<std::
   Impl im;
   im.name = "onednn";
   im.isa = isa_label();
-  im.has = [](Op op, const Shape &) { return op == Op::softmax || op == Op::log_softmax; };
+  im.has = [](Op op, const Shape &) {
+    return op == Op::softmax || op == Op::log_softmax || is_backward(op);
+  };
   im.prepare = [](int threads) { omp_set_num_threads(threads); };
   im.make = [](const Problem &p, std::string *why) -> std::unique_ptr<Runner> {
     try {

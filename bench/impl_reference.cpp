@@ -1,5 +1,6 @@
-// The seed's naive algorithm in plain C++ (max, std::exp, sum, divide), and the two
-// floors: a memcpy of the same bytes, and a read-only sum of the logits.
+// The seed's naive algorithm in plain C++ (max, std::exp, sum, divide), and the
+// floors: a memcpy of the same bytes, a read-only sum of the logits, and for the
+// backward ops an add (dx = y + dy: two arrays read, one written).
 //
 // "naive" runs one row after another with scalar std::exp (no -ffast-math, so GCC
 // does not vectorise it); with threads > 1 the rows are shared out with OpenMP.
@@ -115,6 +116,24 @@ float naive_cross_entropy_fwbw(const Shape &s, const float *x, const int64_t *t,
   return static_cast<float>(total / static_cast<double>(rows));
 }
 
+// dx = y * (dy - sum(dy * y)) and dx = dy - exp(y) * sum(dy), row by row.
+void naive_softmax_backward(const Shape &s, const float *y, const float *dy, float *dx, int threads, bool log) {
+  const long rows = static_cast<long>(s.rows());
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (long r = 0; r < rows; ++r) {
+    RowView v = row_of(s, static_cast<size_t>(r));
+    float acc = 0.0f;
+    for (size_t k = 0; k < s.n; ++k) {
+      size_t at = v.base + k * v.stride;
+      acc += log ? dy[at] : dy[at] * y[at];
+    }
+    for (size_t k = 0; k < s.n; ++k) {
+      size_t at = v.base + k * v.stride;
+      dx[at] = log ? dy[at] - std::exp(y[at]) * acc : y[at] * (dy[at] - acc);
+    }
+  }
+}
+
 struct NaiveRunner : Runner {
   Problem p;
   AlignedArray<float> out;
@@ -135,6 +154,12 @@ struct NaiveRunner : Runner {
       case Op::logsumexp: naive_logsumexp(p.shape, x, out.data(), p.threads); break;
       case Op::cross_entropy: out.data()[0] = naive_cross_entropy(p.shape, x, t, p.threads); break;
       case Op::cross_entropy_fwbw: loss = naive_cross_entropy_fwbw(p.shape, x, t, out.data(), p.threads); break;
+      case Op::softmax_backward:
+        naive_softmax_backward(p.shape, p.bw->y_softmax.data(), p.bw->dy.data(), out.data(), p.threads, false);
+        break;
+      case Op::log_softmax_backward:
+        naive_softmax_backward(p.shape, p.bw->y_log_softmax.data(), p.bw->dy.data(), out.data(), p.threads, true);
+        break;
     }
     benchmark::ClobberMemory();
   }
@@ -234,6 +259,45 @@ struct ReadSumRunner : Runner {
   }
 };
 
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) void add_avx2(const float *a, const float *b, float *c, size_t n) {
+  for (size_t i = 0; i < n; ++i) c[i] = a[i] + b[i];
+}
+#endif
+void add_any(const float *a, const float *b, float *c, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return add_avx2(a, b, c, n);
+#endif
+  for (size_t i = 0; i < n; ++i) c[i] = a[i] + b[i];
+}
+
+// dx = y + dy: reads two arrays and writes one, the bytes a softmax backward moves.
+struct AddRunner : Runner {
+  const float *a, *b;
+  size_t count;
+  int threads;
+  AlignedArray<float> dst;
+  AddRunner(const Problem &p)
+      : a(p.bw->y_softmax.data()), b(p.bw->dy.data()), count(p.shape.elements()), threads(p.threads), dst(count) {
+    std::memset(dst.data(), 0, count * sizeof(float));
+  }
+  void run() override {
+    if (threads <= 1) {
+      add_any(a, b, dst.data(), count);
+    } else {
+      const size_t blocks = (count + 15) / 16;
+#pragma omp parallel num_threads(threads)
+      {
+        const size_t nt = static_cast<size_t>(omp_get_num_threads()), id = static_cast<size_t>(omp_get_thread_num());
+        size_t b0 = blocks * id / nt * 16, b1 = std::min(count, blocks * (id + 1) / nt * 16);
+        if (b1 > b0) add_any(a + b0, b + b0, dst.data() + b0, b1 - b0);
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+};
+
 }  // namespace
 
 void add_reference_impls(const Options &, std::vector<Impl> *out, std::vector<std::string> *) {
@@ -270,6 +334,17 @@ void add_reference_impls(const Options &, std::vector<Impl> *out, std::vector<st
     return std::make_unique<ReadSumRunner>(p);
   };
   out->push_back(rs);
+
+  Impl ad;
+  ad.name = "add";
+  ad.isa = "auto";
+  ad.is_floor = true;
+  ad.has = [](Op op, const Shape &) { return is_backward(op); };
+  ad.prepare = [](int) {};
+  ad.make = [](const Problem &p, std::string *) -> std::unique_ptr<Runner> {
+    return std::make_unique<AddRunner>(p);
+  };
+  out->push_back(ad);
 }
 
 }  // namespace skbench

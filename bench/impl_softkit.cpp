@@ -62,6 +62,16 @@ struct SoftkitRunner : Runner {
                 "cross_entropy_backward");
         }
         break;
+      case Op::softmax_backward:
+        check(softkit_softmax_backward_f32(p.bw->y_softmax.data(), p.bw->dy.data(), out.data(), s.outer, s.n,
+                                           s.inner),
+              "softmax_backward");
+        break;
+      case Op::log_softmax_backward:
+        check(softkit_log_softmax_backward_f32(p.bw->y_log_softmax.data(), p.bw->dy.data(), out.data(), s.outer,
+                                               s.n, s.inner),
+              "log_softmax_backward");
+        break;
     }
     benchmark::ClobberMemory();
   }

@@ -1,5 +1,6 @@
 // libtorch peer (ATen): at::_softmax_out, at::_log_softmax_out, at::logsumexp_out,
-// at::cross_entropy_loss (mean, ignore_index -100, no smoothing), and the
+// at::cross_entropy_loss (mean, ignore_index -100, no smoothing),
+// at::_softmax_backward_data_out, at::_log_softmax_backward_data_out, and the
 // cross-entropy forward+backward through autograd, as training code runs it
 // (grad set to None, loss.backward()). Forward ops run under c10::InferenceMode.
 // Inputs are wrapped with at::from_blob: [outer, n] when inner == 1, else
@@ -22,7 +23,7 @@ namespace {
 
 struct TorchRunner : Runner {
   Problem p;
-  at::Tensor x, t, out, grad;
+  at::Tensor x, t, out, grad, y, dy;
   float loss = 0.0f;
 
   explicit TorchRunner(const Problem &pr) : p(pr) {
@@ -37,7 +38,13 @@ struct TorchRunner : Runner {
     }
     x = at::from_blob(const_cast<float *>(p.in->x.data()), xs, at::TensorOptions().dtype(at::kFloat));
     t = at::from_blob(const_cast<int64_t *>(p.in->target.data()), ts, at::TensorOptions().dtype(at::kLong));
-    if (p.op == Op::softmax || p.op == Op::log_softmax) {
+    if (is_backward(p.op)) {
+      const bool log = p.op == Op::log_softmax_backward;
+      y = at::from_blob(const_cast<float *>(log ? p.bw->y_log_softmax.data() : p.bw->y_softmax.data()), xs,
+                        at::TensorOptions().dtype(at::kFloat));
+      dy = at::from_blob(const_cast<float *>(p.bw->dy.data()), xs, at::TensorOptions().dtype(at::kFloat));
+      out = at::zeros(xs, at::kFloat);
+    } else if (p.op == Op::softmax || p.op == Op::log_softmax) {
       out = at::zeros(xs, at::kFloat);
     } else if (p.op == Op::logsumexp) {
       std::vector<int64_t> os = xs;
@@ -67,6 +74,8 @@ struct TorchRunner : Runner {
         loss = at::cross_entropy_loss(x, t, {}, at::Reduction::Mean, -100, 0.0).item<float>();
         break;
       case Op::cross_entropy_fwbw: break;
+      case Op::softmax_backward: at::_softmax_backward_data_out(out, dy, y, 1, at::kFloat); break;
+      case Op::log_softmax_backward: at::_log_softmax_backward_data_out(out, dy, y, 1, at::kFloat); break;
     }
     benchmark::ClobberMemory();
   }

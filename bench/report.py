@@ -24,17 +24,20 @@ import sys
 
 NAME_RE = re.compile(r"^(?P<op>[a-z_]+)/(?P<impl>[a-z0-9_]+)/(?P<isa>[a-z0-9_]+)/t(?P<threads>\d+)/"
                      r"(?P<outer>\d+)x(?P<n>\d+)x(?P<inner>\d+)(?:/.*)?$")
-OPS = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_fwbw"]
+OPS = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_fwbw", "softmax_backward",
+       "log_softmax_backward"]
 OP_TITLE = {
     "softmax": "softmax",
     "log_softmax": "log_softmax",
     "logsumexp": "logsumexp",
     "cross_entropy": "cross-entropy forward (mean)",
     "cross_entropy_fwbw": "cross-entropy forward + backward (mean)",
+    "softmax_backward": "softmax backward (dx from y, dy)",
+    "log_softmax_backward": "log_softmax backward (dx from y, dy)",
 }
 PEERS = ["onednn", "torch", "naive"]
 PEER_TITLE = {"onednn": "oneDNN", "torch": "libtorch", "naive": "naive C++"}
-FLOORS = {"memcpy", "readsum"}
+FLOORS = {"memcpy", "readsum", "add"}
 ISA_ORDER = {"scalar": 0, "neon": 1, "avx2": 2, "avx512": 3}
 
 
@@ -240,6 +243,7 @@ SERIES_STYLE = {  # impl/isa -> (title, gnuplot style)
     "naive/auto": ("naive C++", "lw 1 lc rgb '#7f7f7f' pt 3"),
     "memcpy/auto": ("floor: memcpy", "lw 3 dt 2 lc rgb 'black' pt 0"),
     "readsum/auto": ("floor: read-only sum", "lw 3 dt 2 lc rgb 'black' pt 0"),
+    "add/auto": ("floor: dx = y + dy", "lw 3 dt 2 lc rgb 'black' pt 0"),
 }
 
 
@@ -409,8 +413,8 @@ def main():
         md += ["Skipped: " + "; ".join(skipped) + ".", ""]
     md += ["Throughput in G elements/s (logits per second; higher is better). `x peer` is softkit's speed-up "
            "over that peer, `% of floor` is softkit's throughput as a share of a memcpy of the same bytes "
-           "(softmax, log_softmax, cross-entropy forward+backward) or of a read-only sum of the logits "
-           "(logsumexp, cross-entropy forward), on the same threads. On `avx2` rows oneDNN is held to AVX2 "
+           "(softmax, log_softmax, cross-entropy forward+backward), of a read-only sum of the logits "
+           "(logsumexp, cross-entropy forward), or of `dx = y + dy` (the backward ops), on the same threads. On `avx2` rows oneDNN is held to AVX2 "
            "(`ONEDNN_MAX_CPU_ISA=AVX2`, marked `(avx2)`); elsewhere every peer uses its own ISA choice.", ""]
     for png in pngs:
         md += [f"![throughput, {png}]({args.image_prefix}{png})", ""]
