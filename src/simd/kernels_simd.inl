@@ -74,8 +74,8 @@ inline vf scale_pow2_bits(vf p, vf t) {  // t = k + 1.5 * 2^23
   return (p * s1) * s2;
 }
 
-// log for s >= 1, +inf or NaN (sums of exp(x - max)): s = 2^e * m, m in
-// [sqrt(1/2), sqrt(2)), Cephes' polynomial for log(m).
+// log for s >= 1, 0, +inf or NaN (sums of exp(x - max); 0 for a row of only
+// -inf): s = 2^e * m, m in [sqrt(1/2), sqrt(2)), Cephes' polynomial for log(m).
 inline vf log_ge1(vf s) {
   const vi bits = xsimd::bitwise_cast<vi>(s);
   const vi e = (bits >> 23) - vi(127);
@@ -100,6 +100,7 @@ inline vf log_ge1(vf s) {
   y = xsimd::fma(f2, vf(-0.5f), y);
   y = f + y;
   y = xsimd::fma(ef, vf(0.693359375f), y);
+  y = xsimd::select(s > vf(0.0f), y, vf(kNegInf));
   return xsimd::select(s < vf(__builtin_huge_valf()), y, s);  // +inf and NaN pass through
 }
 
@@ -177,6 +178,81 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
   return acc.total();
 }
 
+// Max and sum of exp(x - max) in one read, for the ops that keep no exps
+// (log_softmax, logsumexp, cross-entropy): each lane keeps a running max m and
+// its sums relative to m; when a block of 4 vectors raises some lane's max, that
+// lane's sums are rescaled by exp(m_old - m_new) (rare once a row is under way).
+// m starts at the lowest finite float, so a lane of only -inf keeps sum 0, and
+// NaN never raises m but makes the sum NaN. The row's max is then exact, or the
+// lowest float when no element is above -inf.
+struct max_sum {
+  float max;
+  double sum;
+};
+
+// Below this length most blocks still raise some lane's max, and the separate
+// max pass is cheaper than the rescaling.
+constexpr std::size_t kOnlineFrom = 4096;
+
+inline max_sum row_online(const float *x, std::size_t n) {
+  vf m(-__FLT_MAX__);
+  wide_sum acc;
+  constexpr std::size_t step = kUnroll * W;
+  auto raise = [&](vf block_max, vf &a0, vf &a1, vf &a2, vf &a3) {
+    if (!xsimd::any(block_max > m)) return;
+    const vf raised = xsimd::max(m, block_max);
+    const vf f = exp_nonpos(m - raised);
+    a0 *= f;
+    a1 *= f;
+    a2 *= f;
+    a3 *= f;
+    acc.lo *= isa_ops::widen_lo(f);
+    acc.hi *= isa_ops::widen_hi(f);
+    m = raised;
+  };
+  std::size_t i = 0;
+  vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+  while (i + step <= n) {
+    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
+    for (; i < end; i += step) {
+      const vf x0 = vf::load_unaligned(x + i), x1 = vf::load_unaligned(x + i + W);
+      const vf x2 = vf::load_unaligned(x + i + 2 * W), x3 = vf::load_unaligned(x + i + 3 * W);
+      raise(xsimd::max(xsimd::max(x0, x1), xsimd::max(x2, x3)), a0, a1, a2, a3);
+      a0 += exp_nonpos(x0 - m);
+      a1 += exp_nonpos(x1 - m);
+      a2 += exp_nonpos(x2 - m);
+      a3 += exp_nonpos(x3 - m);
+    }
+    acc.add(a0);
+    acc.add(a1);
+    acc.add(a2);
+    acc.add(a3);
+    a0 = a1 = a2 = a3 = vf(0.0f);
+  }
+  for (; i < n; i += W) {
+    const vf v = i + W <= n ? vf::load_unaligned(x + i) : isa_ops::load_tail(x + i, n - i, kNegInf);
+    raise(v, a0, a1, a2, a3);
+    a0 += exp_nonpos(v - m);
+  }
+  acc.add(a0);
+  // Lanes to the row max: sum_l s_l * exp(m_l - max).
+  const float row_max_value = isa_ops::hmax(m);
+  const vf f = exp_nonpos(m - vf(row_max_value));
+  return {row_max_value, xsimd::hadd(acc.lo * isa_ops::widen_lo(f) + acc.hi * isa_ops::widen_hi(f))};
+}
+
+// The same result (max exact, sum to rounding) by whichever way is faster for n.
+inline max_sum row_max_sum(const float *x, std::size_t n) {
+  if (n >= kOnlineFrom) return row_online(x, n);
+  const float m = row_max(x, n);
+  if (m == kNegInf) {  // as row_online has it: NaN if there is one, else (lowest, 0)
+    for (std::size_t i = 0; i < n; ++i)
+      if (x[i] != x[i]) return {x[i], static_cast<double>(x[i])};
+    return {-__FLT_MAX__, 0.0};
+  }
+  return {m, row_exp_sum<false>(x, nullptr, n, m)};
+}
+
 inline void row_scale(float *y, std::size_t n, float factor) {
   const vf f(factor);
   std::size_t i = 0;
@@ -243,8 +319,9 @@ inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, fl
   alignas(64) float s[W];
   for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
   for (std::size_t r = 0; r < count; ++r) {
-    m[r] = row_max(x + r * n, n);
-    s[r] = static_cast<float>(row_exp_sum<false>(x + r * n, nullptr, n, m[r]));
+    const max_sum ms = row_max_sum(x + r * n, n);
+    m[r] = ms.max;
+    s[r] = static_cast<float>(ms.sum);
   }
   log_ge1(vf::load_aligned(s)).store_aligned(s);
   for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
@@ -300,36 +377,45 @@ template <std::size_t NV>
 void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
   for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
     const short_row<NV> row(x, n);
-    const vf m = row.max();
     vf e[NV];
-    const vf inv = vf(1.0f) / row.exp_sum(m, e);
+    const vf inv = vf(1.0f) / row.exp_sum(row.max(), e);
     for (std::size_t i = 0; i < NV; ++i) e[i] *= inv;
     short_row<NV>::store(y, n, e);
   }
 }
 
+// The log variants take W short rows at a time, so that their sums share one
+// vector log instead of each row waiting on its own.
+// Fills max[0..count) and log_sum[0..count) for count <= W short rows.
 template <std::size_t NV>
-void log_softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
-    const short_row<NV> row(x, n);
-    const vf m = row.max();
-    vf e[NV];
-    const vf ls = log_ge1(row.exp_sum(m, e));
-    for (std::size_t i = 0; i < NV; ++i) e[i] = (row.v[i] - m) - ls;
-    short_row<NV>::store(y, n, e);
-  }
-}
-
-// Per row: max and log(sum exp(x - max)) as lane 0 of two vectors.
-template <std::size_t NV>
-void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
-  for (std::size_t r = 0; r < rows; ++r, x += n) {
-    const short_row<NV> row(x, n);
+void short_max_logsum(const float *x, std::size_t count, std::size_t n, float *max, float *log_sum) {
+  alignas(64) float s[W];
+  for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
+  for (std::size_t r = 0; r < count; ++r) {
+    const short_row<NV> row(x + r * n, n);
     const vf m = row.max();
     vf e[NV];
     max[r] = m.get(0);
-    log_sum[r] = log_ge1(row.exp_sum(m, e)).get(0);
+    s[r] = row.exp_sum(m, e).get(0);
   }
+  log_ge1(vf::load_aligned(s)).store_aligned(s);
+  for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
+}
+
+template <std::size_t NV>
+void log_softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
+  alignas(64) float m[W], ls[W];
+  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+    const std::size_t count = min_size(W, rows - r0);
+    short_max_logsum<NV>(x + r0 * n, count, n, m, ls);
+    for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
+  }
+}
+
+template <std::size_t NV>
+void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
+  for (std::size_t r0 = 0; r0 < rows; r0 += W)
+    short_max_logsum<NV>(x + r0 * n, min_size(W, rows - r0), n, max + r0, log_sum + r0);
 }
 
 // ---------------------------------------------------------------------------
@@ -354,9 +440,8 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
       for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
     } else {
       for (std::size_t r = r0; r < r0 + count; ++r) {
-        const float mr = row_max(x + r * n, n);
-        const double s = row_exp_sum<false>(x + r * n, nullptr, n, mr);
-        row_log_write(x + r * n, y + r * n, n, mr, static_cast<float>(std::log(s)));
+        const max_sum ms = row_max_sum(x + r * n, n);
+        row_log_write(x + r * n, y + r * n, n, ms.max, static_cast<float>(std::log(ms.sum)));
       }
     }
   }
@@ -410,8 +495,9 @@ void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
 span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
   span_stats st;
-  st.max = chunk_max(x, n);
-  st.sum = row_exp_sum<false>(x, nullptr, n, st.max);
+  const max_sum ms = row_max_sum(x, n);
+  st.max = ms.max;
+  st.sum = ms.sum;
   st.smooth = smooth ? row_smooth_sum(x, n, weights, st.max) : 0.0;
   return st;
 }
