@@ -133,7 +133,7 @@ inline vf bwd_term(vf y, vf dy, vf acc) {
 
 template <bool Log>
 inline double bwd_sum(const float *y, const float *dy, std::size_t n) {
-  wide_sum acc;
+  wide_sum acc{};
   std::size_t i = 0;
   constexpr std::size_t step = kUnroll * W;
   while (i + step <= n) {
@@ -212,6 +212,7 @@ void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::si
   auto lanes = [&](std::size_t v) { return min_size(W, width - v * W); };
   vf part[kMaxVecs], s[kMaxVecs];
   wide_sum acc[kMaxVecs];
+  for (std::size_t v = 0; v < vecs; ++v) acc[v] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     for (std::size_t v = 0; v < vecs; ++v) part[v] = vf(0.0f);
@@ -244,7 +245,7 @@ void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size
 inline void soft_sums(const float *x, const float *t, std::size_t n, const float *w, float m, float keep, float add,
                       double *dist, double *mass) {
   const vf vm(m), vk(keep), va(add);
-  wide_sum ad, am;
+  wide_sum ad{}, am{};
   std::size_t i = 0;
   while (i < n) {
     const std::size_t end = i + min_size(n - i, kFlush * W);
@@ -295,6 +296,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
   const col_block bl(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], pd[col_block::kMaxVecs], pm[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs], ad[col_block::kMaxVecs], am[col_block::kMaxVecs];
+  for (std::size_t v = 0; v < bl.vecs; ++v) ad[v] = am[v] = wide_sum{};
   bl.max(m);
   bl.exp_sums(m, nullptr, acc);
   const vf vk(keep), va(add);

@@ -106,8 +106,11 @@ inline vf log_ge1(vf s) {
 
 // ---------------------------------------------------------------------------
 // Double accumulator of float blocks.
+// Declared as `wide_sum acc{}` (zero); arrays of them are left uninitialized,
+// since a column block's arrays are sized for the widest block and zeroing all
+// of them costs more than a narrow block's work.
 struct wide_sum {
-  vd lo = vd(0.0), hi = vd(0.0);
+  vd lo, hi;
   void add(vf v) {
     lo += isa_ops::widen_lo(v);
     hi += isa_ops::widen_hi(v);
@@ -136,7 +139,7 @@ inline float row_max(const float *x, std::size_t n) {
 template <bool Store>
 inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
   const vf vm(m);
-  wide_sum acc;
+  wide_sum acc{};
   std::size_t i = 0;
   constexpr std::size_t step = kUnroll * W;
   while (i + step <= n) {
@@ -196,7 +199,7 @@ constexpr std::size_t kOnlineFrom = 4096;
 
 inline max_sum row_online(const float *x, std::size_t n) {
   vf m(-__FLT_MAX__);
-  wide_sum acc;
+  wide_sum acc{};
   constexpr std::size_t step = kUnroll * W;
   auto raise = [&](vf block_max, vf &a0, vf &a1, vf &a2, vf &a3) {
     if (!xsimd::any(block_max > m)) return;
@@ -279,7 +282,7 @@ inline void row_log_write(const float *x, float *y, std::size_t n, float m, floa
 // Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null).
 inline double row_smooth_sum(const float *x, std::size_t n, const float *w, float m) {
   const vf vm(m);
-  wide_sum acc;
+  wide_sum acc{};
   std::size_t i = 0;
   while (i < n) {
     const std::size_t end = i + min_size(n - i, kFlush * W);
@@ -544,7 +547,7 @@ inline vf col_max(const col_vec &c, std::size_t n) {
 // Per-lane sum of exp(x - m) as double halves; with y (same layout as c), also
 // stores the exps.
 inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
-  wide_sum acc;
+  wide_sum acc{};
   std::size_t r = 0;
   while (r < n) {
     const std::size_t end = r + min_size(n - r, 4 * kFlush);
@@ -581,6 +584,7 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
 // The same for four vectors of columns at once: short columns (a softmax over
 // 21 classes) leave one column too few exps to hide exp's latency.
 inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc) {
+  acc[0] = acc[1] = acc[2] = acc[3] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
@@ -609,7 +613,7 @@ inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *co
 
 // Per-lane sum of w[r] * (m - x[r]) (w = 1 without weights), as double halves.
 inline wide_sum col_smooth_sum(const col_vec &c, std::size_t n, vf m, const float *weights) {
-  wide_sum acc;
+  wide_sum acc{};
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     vf a(0.0f);
