@@ -62,16 +62,13 @@ inline vf exp_of(vf x, long) {
 }
 inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
 
-// Shared by the ISAs without a scale instruction: 2^k from the exponent bits;
-// when some lane has k < -126, scale in two exact-then-rounding steps.
+// Shared by the ISAs without a scale instruction: 2^k from the exponent bits,
+// k in [-150, 0]. 2^(k + 64) is always a normal float and p * 2^(k + 64) is
+// exact; the second multiply by 2^-64 rounds once, into the subnormals when
+// k < -126. No branch on the rare subnormal lanes.
 inline vf scale_pow2_bits(vf p, vf t) {  // t = k + 1.5 * 2^23
-  const vi k = xsimd::bitwise_cast<vi>(t) - vi(0x4B400000);
-  if (!xsimd::any(k < vi(-126))) return p * xsimd::bitwise_cast<vf>((k + vi(127)) << 23);
-  const vi k1 = k >> 1;
-  const vi k2 = k - k1;
-  const vf s1 = xsimd::bitwise_cast<vf>((k1 + vi(127)) << 23);
-  const vf s2 = xsimd::bitwise_cast<vf>((k2 + vi(127)) << 23);
-  return (p * s1) * s2;
+  const vi biased = xsimd::bitwise_cast<vi>(t) - vi(0x4B400000 - 127 - 64);
+  return (p * xsimd::bitwise_cast<vf>(biased << 23)) * vf(0x1p-64f);
 }
 
 // log for s >= 1, 0, +inf or NaN (sums of exp(x - max); 0 for a row of only
