@@ -54,8 +54,10 @@ struct row_total {
   double sum;      // sum of exp(x - max)
 };
 
-// A chunk of all -inf has sum NaN (exp(-inf - -inf)) but contributes nothing
-// once another chunk has a finite max.
+// A chunk with nothing above -inf reports either max -inf with sum NaN
+// (exp(-inf - -inf): the softmax chunks, the scalar kernels) or the lowest float
+// with sum 0 (the SIMD stats); either contributes nothing once another chunk has
+// a larger max. A NaN in a chunk makes its max or its sum NaN.
 inline row_total combine(const span_stats *parts, std::size_t count) {
   row_total t{-kInf, 0.0};
   for (std::size_t c = 0; c < count; ++c) {
