@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "driver.h"
+#include "driver_common.h"
 #include "softkit/softkit.h"
 #include "threading.h"
 
@@ -34,7 +35,7 @@ SOFTKIT_API const char *softkit_version(void) {
 }
 
 SOFTKIT_API const char *softkit_status_string(softkit_status status) {
-  switch (status) {
+  switch (softkit::enum_value(status)) {
     case SOFTKIT_OK:
       return "ok";
     case SOFTKIT_ERROR_NULL_POINTER:
@@ -53,10 +54,14 @@ SOFTKIT_API const char *softkit_status_string(softkit_status status) {
 
 SOFTKIT_API softkit_isa softkit_get_isa(void) { return softkit::active_kernels()->isa; }
 
-SOFTKIT_API softkit_status softkit_set_isa(softkit_isa isa) { return softkit::set_active_isa(isa); }
+SOFTKIT_API softkit_status softkit_set_isa(softkit_isa isa) {
+  const int value = softkit::enum_value(isa);
+  if (value < SOFTKIT_ISA_SCALAR || value > SOFTKIT_ISA_NEON) return SOFTKIT_ERROR_UNSUPPORTED_ISA;
+  return softkit::set_active_isa(static_cast<softkit_isa>(value));
+}
 
 SOFTKIT_API const char *softkit_isa_name(softkit_isa isa) {
-  switch (isa) {
+  switch (softkit::enum_value(isa)) {
     case SOFTKIT_ISA_SCALAR:
       return "scalar";
     case SOFTKIT_ISA_AVX2:

@@ -266,21 +266,8 @@ softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std:
 softkit_status run_cross_entropy(const float *logits, const int64_t *targets, std::size_t outer,
                                  std::size_t classes, std::size_t inner, const softkit_cross_entropy_options *opts,
                                  float *loss) {
-  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
-  if (opts) {
-    // Callers compiled against a later header pass a bigger struct; its v1 part
-    // is what we read. A member added in 1.x must be read only when struct_size covers it.
-    if (opts->struct_size < kCrossEntropyOptionsV1Size) return SOFTKIT_ERROR_INVALID_ARGUMENT;
-    o.reduction = opts->reduction;
-    o.ignore_index = opts->ignore_index;
-    o.label_smoothing = opts->label_smoothing;
-    o.class_weights = opts->class_weights;
-  }
-  if (o.reduction != SOFTKIT_REDUCTION_MEAN && o.reduction != SOFTKIT_REDUCTION_SUM &&
-      o.reduction != SOFTKIT_REDUCTION_NONE)
-    return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  if (!(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  if (classes == 0) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  ce_options o;
+  if (softkit_status st = read_options(opts, classes, &o)) return st;
 
   std::size_t total = 0, samples = 0;
   if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;

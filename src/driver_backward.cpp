@@ -22,25 +22,6 @@ namespace {
 // Rows handled per work item when inner == 1: their parameters fit on the stack.
 constexpr std::size_t kItemRows = 256;
 
-// The options with their defaults, checked as the forward checks them.
-softkit_status read_options(const softkit_cross_entropy_options *opts, std::size_t classes,
-                            softkit_cross_entropy_options *o) {
-  *o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
-  if (opts) {
-    if (opts->struct_size < kCrossEntropyOptionsV1Size) return SOFTKIT_ERROR_INVALID_ARGUMENT;
-    o->reduction = opts->reduction;
-    o->ignore_index = opts->ignore_index;
-    o->label_smoothing = opts->label_smoothing;
-    o->class_weights = opts->class_weights;
-  }
-  if (o->reduction != SOFTKIT_REDUCTION_MEAN && o->reduction != SOFTKIT_REDUCTION_SUM &&
-      o->reduction != SOFTKIT_REDUCTION_NONE)
-    return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  if (!(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  if (classes == 0) return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  return SOFTKIT_OK;
-}
-
 // --- cross-entropy backward
 
 struct grad_setup {
@@ -175,7 +156,7 @@ softkit_status run_cross_entropy_backward(const float *logits, const int64_t *ta
                                           std::size_t classes, std::size_t inner,
                                           const softkit_cross_entropy_options *opts, const float *dloss,
                                           float *dlogits) {
-  softkit_cross_entropy_options o;
+  ce_options o;
   if (softkit_status st = read_options(opts, classes, &o)) return st;
   std::size_t total = 0, samples = 0;
   if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
@@ -227,7 +208,7 @@ softkit_status run_cross_entropy_backward(const float *logits, const int64_t *ta
 softkit_status run_cross_entropy_probs(const float *logits, const float *target_probs, std::size_t outer,
                                        std::size_t classes, std::size_t inner,
                                        const softkit_cross_entropy_options *opts, float *loss) {
-  softkit_cross_entropy_options o;
+  ce_options o;
   if (softkit_status st = read_options(opts, classes, &o)) return st;
   std::size_t total = 0, samples = 0;
   if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -25,6 +26,45 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // The options struct as softkit 1.0 defined it.
 constexpr std::size_t kCrossEntropyOptionsV1Size =
     offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
+
+// An enum argument as the int the C caller passed. A C caller may pass any
+// value; in C++ reading an enum that holds no enumerator is undefined, so the
+// bytes are copied instead.
+template <class E>
+inline int enum_value(const E &e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized here");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
+// The cross-entropy options, defaults filled in, reduction as an int.
+struct ce_options {
+  int reduction = SOFTKIT_REDUCTION_MEAN;
+  int64_t ignore_index = -100;
+  float label_smoothing = 0.0f;
+  const float *class_weights = nullptr;
+};
+
+// Reads and checks the options as every cross-entropy entry point does. Callers
+// compiled against a later header pass a bigger struct; its v1 part is what is
+// read (a member added in 1.x must be read only when struct_size covers it).
+inline softkit_status read_options(const softkit_cross_entropy_options *opts, std::size_t classes, ce_options *o) {
+  *o = ce_options{};
+  if (opts) {
+    if (opts->struct_size < kCrossEntropyOptionsV1Size) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+    o->reduction = enum_value(opts->reduction);
+    o->ignore_index = opts->ignore_index;
+    o->label_smoothing = opts->label_smoothing;
+    o->class_weights = opts->class_weights;
+  }
+  if (o->reduction != SOFTKIT_REDUCTION_MEAN && o->reduction != SOFTKIT_REDUCTION_SUM &&
+      o->reduction != SOFTKIT_REDUCTION_NONE)
+    return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  if (!(o->label_smoothing >= 0.0f && o->label_smoothing <= 1.0f)) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  if (classes == 0) return SOFTKIT_ERROR_INVALID_ARGUMENT;
+  return SOFTKIT_OK;
+}
 
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }

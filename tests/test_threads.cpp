@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,8 +45,14 @@ std::vector<int64_t> targets(const shape &s, unsigned seed, int64_t ignore) {
   return t;
 }
 
-// One op on one input, writing its whole output; returns the output.
+// One op on one input, writing its whole output; returns the output. It throws
+// on a failed call rather than asserting: Catch2's assertions are not
+// thread-safe, and the concurrent-callers case runs ops on its own threads.
 using op = std::function<std::vector<float>(const shape &, const std::vector<float> &)>;
+
+void ok(softkit_status st) {
+  if (st != SOFTKIT_OK) throw std::runtime_error(softkit_status_string(st));
+}
 
 struct named_op {
   const char *name;
@@ -56,17 +63,17 @@ std::vector<named_op> ops() {
   std::vector<named_op> all;
   all.push_back({"softmax", [](const shape &s, const std::vector<float> &x) {
                    std::vector<float> y(x.size());
-                   REQUIRE(softkit_softmax_f32(x.data(), y.data(), s.outer, s.n, s.inner) == SOFTKIT_OK);
+                   ok(softkit_softmax_f32(x.data(), y.data(), s.outer, s.n, s.inner));
                    return y;
                  }});
   all.push_back({"log_softmax", [](const shape &s, const std::vector<float> &x) {
                    std::vector<float> y(x.size());
-                   REQUIRE(softkit_log_softmax_f32(x.data(), y.data(), s.outer, s.n, s.inner) == SOFTKIT_OK);
+                   ok(softkit_log_softmax_f32(x.data(), y.data(), s.outer, s.n, s.inner));
                    return y;
                  }});
   all.push_back({"logsumexp", [](const shape &s, const std::vector<float> &x) {
                    std::vector<float> y(s.rows());
-                   REQUIRE(softkit_logsumexp_f32(x.data(), y.data(), s.outer, s.n, s.inner) == SOFTKIT_OK);
+                   ok(softkit_logsumexp_f32(x.data(), y.data(), s.outer, s.n, s.inner));
                    return y;
                  }});
   for (softkit_reduction red : {SOFTKIT_REDUCTION_MEAN, SOFTKIT_REDUCTION_SUM, SOFTKIT_REDUCTION_NONE})
@@ -85,8 +92,7 @@ std::vector<named_op> ops() {
                          o.label_smoothing = smoothing;
                          o.class_weights = weighted ? w.data() : nullptr;
                          std::vector<float> loss(red == SOFTKIT_REDUCTION_NONE ? s.rows() : 1);
-                         REQUIRE(softkit_cross_entropy_f32(x.data(), t.data(), s.outer, s.n, s.inner, &o,
-                                                           loss.data()) == SOFTKIT_OK);
+                         ok(softkit_cross_entropy_f32(x.data(), t.data(), s.outer, s.n, s.inner, &o, loss.data()));
                          return loss;
                        }});
       }
@@ -165,7 +171,7 @@ TEST_CASE("concurrent callers from several std::threads get the single-thread bi
       for (int round = 0; round < 3; ++round)
         for (std::size_t j = static_cast<std::size_t>(t); j < jobs.size(); j += 2) {
           const auto [c, k] = jobs[j];
-          // Catch2's assertions are not thread-safe: count here, check after the join.
+          // Count here, check after the join (Catch2's assertions are not thread-safe).
           std::vector<float> got;
           try {
             got = all[k].run(cases[c], inputs[c]);
