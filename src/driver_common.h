@@ -146,9 +146,12 @@ struct column_blocks {
   std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * width; }
   std::size_t column(std::size_t it) const { return (it % blocks) * width; }
   std::size_t width_of(std::size_t it) const { return min_size(width, inner - column(it)); }
-  // One per thread, uninitialized; null for very long columns.
+  // One per thread, uninitialized. Null when the block is the whole of each row
+  // (inner <= width: the block is contiguous and the passes stream through x
+  // itself), or for very long columns.
   std::unique_ptr<float[]> scratch() const {
-    return std::unique_ptr<float[]>(n * width <= kColScratch ? new float[n * width] : nullptr);
+    const bool copy = inner > width && n * width <= kColScratch;
+    return std::unique_ptr<float[]>(copy ? new float[n * width] : nullptr);
   }
 };
 

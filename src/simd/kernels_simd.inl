@@ -654,10 +654,6 @@ struct col_block {
   // row), their maxima in registers: a max kept in memory would wait on
   // store-to-load forwarding every row.
   void max(vf *m) const {
-    if (!scratch) {
-      for (std::size_t v = 0; v < vecs; ++v) m[v] = col_max(source(v), n);
-      return;
-    }
     std::size_t v = 0;
     for (; v + 4 <= vecs; v += 4) {
       vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
@@ -670,10 +666,12 @@ struct col_block {
         __builtin_prefetch(ahead + 3 * W);
         const vf a0 = vf::load_unaligned(row), a1 = vf::load_unaligned(row + W), a2 = vf::load_unaligned(row + 2 * W);
         const vf a3 = direct(x, v + 3).load(r, kNegInf);  // the block's last vector may be partial
-        a0.store_unaligned(run(v) + r * W);
-        a1.store_unaligned(run(v + 1) + r * W);
-        a2.store_unaligned(run(v + 2) + r * W);
-        a3.store_unaligned(run(v + 3) + r * W);
+        if (scratch) {
+          a0.store_unaligned(run(v) + r * W);
+          a1.store_unaligned(run(v + 1) + r * W);
+          a2.store_unaligned(run(v + 2) + r * W);
+          a3.store_unaligned(run(v + 3) + r * W);
+        }
         m0 = xsimd::max(m0, a0);
         m1 = xsimd::max(m1, a1);
         m2 = xsimd::max(m2, a2);
@@ -689,7 +687,7 @@ struct col_block {
       vf m0(kNegInf);
       for (std::size_t r = 0; r < n; ++r) {
         const vf a = c.load(r, kNegInf);
-        a.store_unaligned(run(v) + r * W);
+        if (scratch) a.store_unaligned(run(v) + r * W);
         m0 = xsimd::max(m0, a);
       }
       m[v] = m0;
@@ -710,10 +708,15 @@ struct col_block {
       acc[v] = col_exp_sum(source(v), n, m[v], exps_to ? (scratch ? run(v) : exps_to + v * W) : nullptr);
   }
   // y[r, v] = f(v, the value the passes left for (r, v)), row by row.
+  // While it writes, it prefetches the next block's rows (the columns after
+  // this block, in the same rows): a walk 4 KiB or more apart per row is one
+  // the hardware prefetchers lose. Prefetches never fault, past the end neither.
   template <class F>
   void write(float *y, const float *left, F &&f) const {
+    const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(x + width);
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t v = 0; v < vecs; ++v) {
+        __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
         const vf e = scratch ? vf::load_unaligned(run(v) + r * W) : direct(left, v).load(r, 0.0f);
         col_store(y + r * stride + v * W, f(v, e), lanes(v));
       }
