@@ -15,8 +15,6 @@
 namespace softkit {
 namespace {
 
-// Cross-entropy rows handled per work item when inner == 1: the stats fit on the stack.
-constexpr std::size_t kLossRows = 256;
 
 // PyTorch's logsumexp of a row whose sum came out NaN.
 float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
@@ -116,13 +114,13 @@ inline double sample_loss(const ce_setup &s, int64_t t, double max, double log_s
 void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
                         std::vector<ce_sum> &partial, int threads) {
   const bool smooth = s.smoothing > 0.0;
-  const std::size_t items = ceil_div(outer, kLossRows);
+  const std::size_t item_rows = rows_per_item(s.classes), items = ceil_div(outer, item_rows);
   partial.assign(items, {});
   parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
-    float max[kLossRows], log_sum[kLossRows];
-    double smooth_sum[kLossRows];
+    float max[kMaxItemRows], log_sum[kMaxItemRows];
+    double smooth_sum[kMaxItemRows];
     for (std::size_t it = b; it < e; ++it) {
-      const std::size_t r0 = it * kLossRows, count = min_size(kLossRows, outer - r0);
+      const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
       const float *x = s.logits + r0 * s.classes;
       k.stats_rows(x, count, s.classes, s.weights, smooth, max, log_sum, smooth_sum);
       for (std::size_t r = 0; r < count; ++r) {

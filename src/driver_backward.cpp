@@ -19,8 +19,6 @@
 namespace softkit {
 namespace {
 
-// Rows handled per work item when inner == 1: their parameters fit on the stack.
-constexpr std::size_t kItemRows = 256;
 
 // --- cross-entropy backward
 
@@ -53,10 +51,11 @@ struct grad_setup {
 
 void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
                std::size_t outer, std::size_t n, int threads) {
-  parallel_ranges(ceil_div(outer, kItemRows), threads, [&](std::size_t b, std::size_t e) {
-    ce_grad g[kItemRows];
+  const std::size_t item_rows = rows_per_item(n);
+  parallel_ranges(ceil_div(outer, item_rows), threads, [&](std::size_t b, std::size_t e) {
+    ce_grad g[kMaxItemRows];
     for (std::size_t it = b; it < e; ++it) {
-      const std::size_t r0 = it * kItemRows, count = min_size(kItemRows, outer - r0);
+      const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
       for (std::size_t r = 0; r < count; ++r) g[r] = s.of(targets[r0 + r], r0 + r);
       k.ce_grad_rows(x + r0 * n, dx + r0 * n, count, n, s.weights, g);
     }
@@ -247,11 +246,12 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
       }
     });
   } else if (classes <= kRowChunk) {
-    partial.assign(ceil_div(outer, kItemRows), 0.0);
+    const std::size_t item_rows = rows_per_item(classes);
+    partial.assign(ceil_div(outer, item_rows), 0.0);
     parallel_ranges(partial.size(), threads, [&](std::size_t b, std::size_t e) {
-      double l[kItemRows];
+      double l[kMaxItemRows];
       for (std::size_t it = b; it < e; ++it) {
-        const std::size_t r0 = it * kItemRows, count = min_size(kItemRows, outer - r0);
+        const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
         k.soft_ce_rows(logits + r0 * classes, target_probs + r0 * classes, count, classes, s.weights, s.keep, s.add,
                        l);
         for (std::size_t r = 0; r < count; ++r) {

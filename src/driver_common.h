@@ -69,6 +69,15 @@ inline softkit_status read_options(const softkit_cross_entropy_options *opts, st
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
+// Rows per work item of the row-wise cross-entropy passes: at most
+// kMaxItemRows (their per-row results live on the stack), and few enough that a
+// short batch of long rows still spreads over the threads. Shape alone decides.
+constexpr std::size_t kMaxItemRows = 256;
+inline std::size_t rows_per_item(std::size_t n) {
+  const std::size_t rows = kGrainElements / (n ? n : 1);
+  return rows < 1 ? 1 : rows > kMaxItemRows ? kMaxItemRows : rows;
+}
+
 // outer * n * inner elements, and their bytes, must fit a size_t. A zero
 // dimension means no work, whatever the others are.
 inline softkit_status count_elements(std::size_t outer, std::size_t n, std::size_t inner, std::size_t *total) {
