@@ -228,10 +228,17 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   float *per_sample = none ? loss : nullptr;
-  std::vector<double> partial;
+  // Per-item partial sums. Not a std::vector<double>: its out-of-line members
+  // have default visibility and would show in a static libsoftkit's symbols.
+  std::size_t items = 0;
+  std::unique_ptr<double[]> partial;
+  auto reset = [&](std::size_t n) {
+    items = n;
+    partial.reset(new double[n]());
+  };
   if (inner > 1) {
     const column_blocks cb(classes, inner);
-    partial.assign(cb.items(outer), 0.0);
+    reset(cb.items(outer));
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       double l[kColBlock];
       const std::unique_ptr<float[]> scratch = cb.scratch();
@@ -247,8 +254,8 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
     });
   } else if (classes <= kRowChunk) {
     const std::size_t item_rows = rows_per_item(classes);
-    partial.assign(ceil_div(outer, item_rows), 0.0);
-    parallel_ranges(partial.size(), threads, [&](std::size_t b, std::size_t e) {
+    reset(ceil_div(outer, item_rows));
+    parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
       double l[kMaxItemRows];
       for (std::size_t it = b; it < e; ++it) {
         const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
@@ -270,7 +277,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
                                     s.weights ? s.weights + ch.begin(it % ch.chunks) : nullptr, s.keep, s.add);
       }
     });
-    partial.assign(outer, 0.0);
+    reset(outer);
     for (std::size_t r = 0; r < outer; ++r) {
       partial[r] = soft_long_row(s, logits + r * classes, target_probs + r * classes, ch, &parts[r * ch.chunks]);
       if (per_sample) per_sample[r] = static_cast<float>(partial[r]);
@@ -278,7 +285,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
   }
   if (!none) {
     double sum = 0.0;
-    for (double p : partial) sum += p;
+    for (std::size_t i = 0; i < items; ++i) sum += partial[i];
     *loss = static_cast<float>(o.reduction == SOFTKIT_REDUCTION_SUM ? sum : sum / static_cast<double>(samples));
   }
   return SOFTKIT_OK;
