@@ -15,6 +15,7 @@ namespace avx2_impl {
 using arch = xsimd::fma3<xsimd::avx2>;
 
 struct isa_ops {
+  static constexpr bool kRowReduce = false;  // no reduce_rows: tiny rows go one by one
   using vf = xsimd::batch<float, arch>;
   using vd = xsimd::batch<double, arch>;
   static __m256i mask(std::size_t k) {

@@ -23,6 +23,32 @@ struct isa_ops {
   }
   static void store_tail(float *p, vf v, std::size_t k) { _mm512_mask_storeu_ps(p, mask(k), v); }
   static float hmax(vf v) { return _mm512_reduce_max_ps(v); }
+  // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
+  // lane 4j + p of the result is row j + 4p. Each row's tree is the same
+  // whatever the other rows are.
+  static constexpr bool kRowReduce = true;
+  template <class Op>
+  static vf reduce_rows(const vf *v, Op op) {
+    __m512 c[8], d[4], e[2];
+    for (int i = 0; i < 8; ++i)
+      c[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; ++i)
+      d[i] = op(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88), _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; ++i)
+      e[i] = op(_mm512_shuffle_ps(d[2 * i], d[2 * i + 1], 0x44), _mm512_shuffle_ps(d[2 * i], d[2 * i + 1], 0xEE));
+    return op(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
+  }
+  static vf rows_max(const vf *v) {
+    return reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
+  }
+  static vf rows_sum(const vf *v) {
+    return reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+  }
+  // Where row r's value is in a rows_max / rows_sum result; that value in every lane.
+  static std::size_t lane_of_row(std::size_t r) { return 4 * (r % 4) + r / 4; }
+  static vf row_lane(vf reduced, std::size_t r) {
+    return _mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(lane_of_row(r))), reduced);
+  }
   // Max and sum across the lanes, broadcast to every lane (fixed tree order).
   static vf all_max(vf v) {
     v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));

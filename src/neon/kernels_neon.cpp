@@ -15,6 +15,7 @@ namespace neon_impl {
 using arch = xsimd::neon64;
 
 struct isa_ops {
+  static constexpr bool kRowReduce = false;  // no reduce_rows: tiny rows go one by one
   using vf = xsimd::batch<float, arch>;
   using vd = xsimd::batch<double, arch>;
   // No masked loads on NEON: a tail goes through a 4-lane buffer.

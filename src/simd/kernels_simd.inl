@@ -373,6 +373,53 @@ inline bool with_short_count(std::size_t n, F &&f) {
   }
 }
 
+// Rows of at most W elements, W rows at a time, where the ISA can reduce W
+// vectors across at once (isa_ops::kRowReduce): one butterfly of shuffles gives
+// all W maxima, another all W sums, instead of two shuffle trees per row. The
+// last block is padded, so that every row takes the same tree whatever rows
+// a thread's range starts at.
+template <class Ops, bool = Ops::kRowReduce>
+struct tiny_rows {
+  static bool softmax(const float *, float *, std::size_t, std::size_t) { return false; }
+  static bool max_logsum(const float *, std::size_t, std::size_t, float *, float *) { return false; }
+};
+
+template <class Ops>
+struct tiny_rows<Ops, true> {
+  static bool softmax(const float *x, float *y, std::size_t rows, std::size_t n) {
+    if (n > W) return false;
+    for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+      const std::size_t count = min_size(W, rows - r0);
+      vf v[W];
+      for (std::size_t r = 0; r < W; ++r)
+        v[r] = r < count ? Ops::load_tail(x + (r0 + r) * n, n, kNegInf) : vf(0.0f);
+      const vf m = Ops::rows_max(v);
+      for (std::size_t r = 0; r < W; ++r) v[r] = exp_nonpos(v[r] - Ops::row_lane(m, r));
+      const vf inv = vf(1.0f) / Ops::rows_sum(v);
+      for (std::size_t r = 0; r < count; ++r)
+        Ops::store_tail(y + (r0 + r) * n, v[r] * Ops::row_lane(inv, r), n);
+    }
+    return true;
+  }
+  // max[r] and log(sum exp(x - max))[r] for count <= W rows of n <= W: one
+  // vector log serves all of them.
+  static bool max_logsum(const float *x, std::size_t count, std::size_t n, float *max, float *log_sum) {
+    if (n > W) return false;
+    vf v[W];
+    for (std::size_t r = 0; r < W; ++r) v[r] = r < count ? Ops::load_tail(x + r * n, n, kNegInf) : vf(0.0f);
+    const vf m = Ops::rows_max(v);
+    for (std::size_t r = 0; r < W; ++r) v[r] = exp_nonpos(v[r] - Ops::row_lane(m, r));
+    alignas(64) float mv[W], lv[W];
+    m.store_aligned(mv);
+    log_ge1(Ops::rows_sum(v)).store_aligned(lv);
+    for (std::size_t r = 0; r < count; ++r) {
+      max[r] = mv[Ops::lane_of_row(r)];
+      log_sum[r] = lv[Ops::lane_of_row(r)];
+    }
+    return true;
+  }
+};
+
 template <std::size_t NV>
 void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
   for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
@@ -389,6 +436,7 @@ void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
 // Fills max[0..count) and log_sum[0..count) for count <= W short rows.
 template <std::size_t NV>
 void short_max_logsum(const float *x, std::size_t count, std::size_t n, float *max, float *log_sum) {
+  if (NV == 1 && tiny_rows<isa_ops>::max_logsum(x, count, n, max, log_sum)) return;
   alignas(64) float s[W];
   for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
   for (std::size_t r = 0; r < count; ++r) {
@@ -422,6 +470,7 @@ void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *ma
 // Kernel entry points: rows.
 
 void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+  if (tiny_rows<isa_ops>::softmax(x, y, rows, n)) return;
   if (with_short_count(n, [&](auto nv) { softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
   for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
     const float m = row_max(x, n);

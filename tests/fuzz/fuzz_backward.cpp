@@ -5,6 +5,7 @@
 // placement of the output (disjoint, the allowed in-place cases dx == y and
 // dx == dy, partial overlaps, inside any input, NULL pointers), values with specials.
 #include <algorithm>
+#include <cstring>
 
 #include "bw_util.hpp"
 #include "fuzz_common.hpp"
@@ -30,8 +31,11 @@ Options decode_options(FuzzedDataProvider &in, std::size_t classes) {
     default: break;
   }
   const int red = in.ConsumeIntegralInRange<int>(0, 12);
-  o.reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM : red < 11 ? SOFTKIT_REDUCTION_NONE
-              : (softkit_reduction)(red == 11 ? 3 : -1);
+  // The reduction as the int a C caller passes, invalid ones included: it is read
+  // back as this int only (in C++ an enum holding no enumerator is undefined).
+  const int reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM
+                        : red < 11 ? SOFTKIT_REDUCTION_NONE : red == 11 ? 3 : -1;
+  std::memcpy(&o.reduction, &reduction, sizeof reduction);
   switch (in.ConsumeIntegralInRange<int>(0, 7)) {
     case 0: o.ignore_index = classes ? (std::int64_t)in.ConsumeIntegralInRange<std::size_t>(0, classes - 1) : 0; break;
     case 1: o.ignore_index = -1; break;
@@ -42,8 +46,8 @@ Options decode_options(FuzzedDataProvider &in, std::size_t classes) {
   o.label_smoothing = smoothings[in.ConsumeIntegralInRange<int>(0, 11)];
   r.weighted = in.ConsumeIntegralInRange<int>(0, 2) == 0;
   r.bad = !r.null_opts && (o.struct_size < v1 ||
-                           (o.reduction != SOFTKIT_REDUCTION_MEAN && o.reduction != SOFTKIT_REDUCTION_SUM &&
-                            o.reduction != SOFTKIT_REDUCTION_NONE) ||
+                           (reduction != SOFTKIT_REDUCTION_MEAN && reduction != SOFTKIT_REDUCTION_SUM &&
+                            reduction != SOFTKIT_REDUCTION_NONE) ||
                            !(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f));
   if (r.null_opts) o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
   return r;
@@ -159,7 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
       t[in.ConsumeIntegral<std::uint32_t>() % samples] =
           in.ConsumeBool() ? -1 : (std::int64_t)classes + in.ConsumeIntegralInRange<std::int64_t>(0, 5);
   }
-  const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
+  const bool none = reduction == SOFTKIT_REDUCTION_NONE;
   const std::size_t dloss_count = none ? samples : 1;
   std::vector<float> dloss = fz::decode_values(in, dloss_count, -2.0f, 2.0f);
   const std::size_t out_count = probs ? (none ? samples : 1) : total;
@@ -229,7 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
       probs ? softkit_cross_entropy_probs_f32(xp, (const float *)bp, outer, classes, inner, op_, out)
             : softkit_cross_entropy_backward_f32(xp, (const std::int64_t *)bp, outer, classes, inner, op_, dlp, out);
   const std::string what = fz::shape_str(probs ? "cross_entropy_probs" : "cross_entropy_backward", outer, classes, inner) +
-                           " reduction " + std::to_string((int)o.reduction) + (ro.null_opts ? " (NULL opts)" : "") +
+                           " reduction " + std::to_string(reduction) + (ro.null_opts ? " (NULL opts)" : "") +
                            " smoothing " + std::to_string(o.label_smoothing) + (ro.weighted ? " weighted" : "") +
                            " at " + std::to_string(at);
   e.check(st, what);

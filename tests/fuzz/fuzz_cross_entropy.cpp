@@ -5,6 +5,7 @@
 // range, ignored, out of range), placement of loss (disjoint, inside the
 // logits, the targets or the weights, NULL pointers), values with specials.
 #include <algorithm>
+#include <cstring>
 
 #include "ce_util.hpp"
 #include "fuzz_common.hpp"
@@ -39,8 +40,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     default: break;
   }
   const int red = in.ConsumeIntegralInRange<int>(0, 12);
-  o.reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM : red < 11 ? SOFTKIT_REDUCTION_NONE
-              : (softkit_reduction)(red == 11 ? 3 : -1);
+  // The reduction as the int a C caller passes, invalid ones included: it is read
+  // back as this int only (in C++ an enum holding no enumerator is undefined).
+  const int reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM
+                        : red < 11 ? SOFTKIT_REDUCTION_NONE : red == 11 ? 3 : -1;
+  std::memcpy(&o.reduction, &reduction, sizeof reduction);
   switch (in.ConsumeIntegralInRange<int>(0, 7)) {
     case 0: o.ignore_index = classes ? (std::int64_t)in.ConsumeIntegralInRange<std::size_t>(0, classes - 1) : 0; break;
     case 1: o.ignore_index = -1; break;
@@ -81,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     for (int k = 0; k < bad && samples; ++k)
       t[in.ConsumeIntegral<std::uint32_t>() % samples] = bads[in.ConsumeIntegralInRange<int>(0, 5)];
   }
-  const bool none = o.reduction == SOFTKIT_REDUCTION_NONE && !null_opts;
+  const bool none = reduction == SOFTKIT_REDUCTION_NONE && !null_opts;
   const std::size_t loss_count = none ? samples : 1;
   const std::size_t misalign = in.ConsumeIntegralInRange<std::size_t>(0, 3);
 
@@ -125,8 +129,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
 
   // --- the expected status
   const softkit_cross_entropy_options eff = op ? *op : softkit_cross_entropy_options(SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT);
-  const bool bad_opts = op && (op->struct_size < v1 || (o.reduction != SOFTKIT_REDUCTION_MEAN && o.reduction != SOFTKIT_REDUCTION_SUM &&
-                                                        o.reduction != SOFTKIT_REDUCTION_NONE) ||
+  const bool bad_opts = op && (op->struct_size < v1 || (reduction != SOFTKIT_REDUCTION_MEAN && reduction != SOFTKIT_REDUCTION_SUM &&
+                                                        reduction != SOFTKIT_REDUCTION_NONE) ||
                                !(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f));
   const bool no_samples = outer == 0 || inner == 0;
   bool bad_target = false;
@@ -148,7 +152,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   arena.snapshot();
   const softkit_status st = softkit_cross_entropy_f32(xp, tp, outer, classes, inner, op, lp);
   const std::string what = fz::shape_str("cross_entropy", outer, classes, inner) + " reduction " +
-                           std::to_string((int)o.reduction) + (null_opts ? " (NULL opts)" : "") + " smoothing " +
+                           std::to_string(reduction) + (null_opts ? " (NULL opts)" : "") + " smoothing " +
                            std::to_string(o.label_smoothing) + (weighted ? " weighted" : "") + " ignore_index " +
                            std::to_string(eff.ignore_index);
   e.check(st, what);
