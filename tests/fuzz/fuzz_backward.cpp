@@ -16,6 +16,7 @@ enum class Op { SoftmaxBw, LogSoftmaxBw, CeBw, CeProbs };
 
 struct Options {
   softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  int reduction = SOFTKIT_REDUCTION_MEAN;  // o.reduction as an int, what the library sees
   bool null_opts = false, weighted = false, bad = false;
 };
 
@@ -49,6 +50,7 @@ Options decode_options(FuzzedDataProvider &in, std::size_t classes) {
                            (reduction != SOFTKIT_REDUCTION_MEAN && reduction != SOFTKIT_REDUCTION_SUM &&
                             reduction != SOFTKIT_REDUCTION_NONE) ||
                            !(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f));
+  r.reduction = r.null_opts ? SOFTKIT_REDUCTION_MEAN : reduction;
   if (r.null_opts) o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
   return r;
 }
@@ -163,7 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
       t[in.ConsumeIntegral<std::uint32_t>() % samples] =
           in.ConsumeBool() ? -1 : (std::int64_t)classes + in.ConsumeIntegralInRange<std::int64_t>(0, 5);
   }
-  const bool none = reduction == SOFTKIT_REDUCTION_NONE;
+  const bool none = ro.reduction == SOFTKIT_REDUCTION_NONE;
   const std::size_t dloss_count = none ? samples : 1;
   std::vector<float> dloss = fz::decode_values(in, dloss_count, -2.0f, 2.0f);
   const std::size_t out_count = probs ? (none ? samples : 1) : total;
@@ -233,7 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
       probs ? softkit_cross_entropy_probs_f32(xp, (const float *)bp, outer, classes, inner, op_, out)
             : softkit_cross_entropy_backward_f32(xp, (const std::int64_t *)bp, outer, classes, inner, op_, dlp, out);
   const std::string what = fz::shape_str(probs ? "cross_entropy_probs" : "cross_entropy_backward", outer, classes, inner) +
-                           " reduction " + std::to_string(reduction) + (ro.null_opts ? " (NULL opts)" : "") +
+                           " reduction " + std::to_string(ro.reduction) + (ro.null_opts ? " (NULL opts)" : "") +
                            " smoothing " + std::to_string(o.label_smoothing) + (ro.weighted ? " weighted" : "") +
                            " at " + std::to_string(at);
   e.check(st, what);
