@@ -268,14 +268,9 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
   if (softkit_status st = read_options(opts, classes, &o)) return st;
 
   std::size_t total = 0, samples = 0;
-  if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
-  if (softkit_status st = count_elements(outer, 1, inner, &samples)) return st;
-  if (samples > std::numeric_limits<std::size_t>::max() / sizeof(int64_t)) return SOFTKIT_ERROR_SIZE_OVERFLOW;
+  if (softkit_status st = count_cross_entropy(outer, classes, inner, true, &total, &samples)) return st;
   const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
-  if (samples == 0) {  // PyTorch on an empty batch: mean NaN, sum 0
-    if (!none && loss) *loss = o.reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
-    return SOFTKIT_OK;
-  }
+  if (samples == 0) return reduce_empty_batch(o.reduction, loss), SOFTKIT_OK;
   if (!logits || !targets || !loss) return SOFTKIT_ERROR_NULL_POINTER;
   const std::size_t loss_bytes = (none ? samples : 1) * sizeof(float);
   if (overlaps(loss, loss_bytes, logits, total * sizeof(float)) ||

@@ -158,9 +158,7 @@ softkit_status run_cross_entropy_backward(const float *logits, const int64_t *ta
   ce_options o;
   if (softkit_status st = read_options(opts, classes, &o)) return st;
   std::size_t total = 0, samples = 0;
-  if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
-  if (softkit_status st = count_elements(outer, 1, inner, &samples)) return st;
-  if (samples > std::numeric_limits<std::size_t>::max() / sizeof(int64_t)) return SOFTKIT_ERROR_SIZE_OVERFLOW;
+  if (softkit_status st = count_cross_entropy(outer, classes, inner, true, &total, &samples)) return st;
   if (samples == 0) return SOFTKIT_OK;  // no gradient element
   if (!logits || !targets || !dloss || !dlogits) return SOFTKIT_ERROR_NULL_POINTER;
   const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
@@ -210,13 +208,9 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
   ce_options o;
   if (softkit_status st = read_options(opts, classes, &o)) return st;
   std::size_t total = 0, samples = 0;
-  if (softkit_status st = count_elements(outer, classes, inner, &total)) return st;
-  if (softkit_status st = count_elements(outer, 1, inner, &samples)) return st;
+  if (softkit_status st = count_cross_entropy(outer, classes, inner, false, &total, &samples)) return st;
   const bool none = o.reduction == SOFTKIT_REDUCTION_NONE;
-  if (samples == 0) {  // PyTorch on an empty batch: mean NaN, sum 0
-    if (!none && loss) *loss = o.reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
-    return SOFTKIT_OK;
-  }
+  if (samples == 0) return reduce_empty_batch(o.reduction, loss), SOFTKIT_OK;
   if (!logits || !target_probs || !loss) return SOFTKIT_ERROR_NULL_POINTER;
   const std::size_t loss_bytes = (none ? samples : 1) * sizeof(float), bytes = total * sizeof(float);
   if (overlaps(loss, loss_bytes, logits, bytes) || overlaps(loss, loss_bytes, target_probs, bytes) ||

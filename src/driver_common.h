@@ -91,6 +91,23 @@ inline softkit_status count_elements(std::size_t outer, std::size_t n, std::size
   return SOFTKIT_OK;
 }
 
+// The shape of a cross-entropy call: the logits' element count and the number
+// of samples (outer * inner); with class-index targets, their bytes must fit too.
+inline softkit_status count_cross_entropy(std::size_t outer, std::size_t classes, std::size_t inner,
+                                          bool index_targets, std::size_t *total, std::size_t *samples) {
+  if (softkit_status st = count_elements(outer, classes, inner, total)) return st;
+  if (softkit_status st = count_elements(outer, 1, inner, samples)) return st;
+  if (index_targets && *samples > std::numeric_limits<std::size_t>::max() / sizeof(int64_t))
+    return SOFTKIT_ERROR_SIZE_OVERFLOW;
+  return SOFTKIT_OK;
+}
+
+// PyTorch's loss of an empty batch: MEAN NaN, SUM 0; NONE writes nothing.
+inline void reduce_empty_batch(int reduction, float *loss) {
+  if (reduction != SOFTKIT_REDUCTION_NONE && loss)
+    *loss = reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+}
+
 inline bool overlaps(const void *a, std::size_t a_bytes, const void *b, std::size_t b_bytes) {
   const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
   return a0 < b0 + b_bytes && b0 < a0 + a_bytes;
