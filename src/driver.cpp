@@ -27,34 +27,53 @@ float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
   return pos_inf ? kInf : -kInf;
 }
 
+// inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max)
+// go to y, then one factor per chunk moves them to the row's softmax.
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
-      k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), &parts[it].max, &parts[it].sum);
-    }
-  });
-  // Each chunk holds exp(x - chunk max); one factor per chunk rescales it to the row.
   std::vector<float> factor(parts.size());
   std::vector<char> zero(parts.size());
-  for (std::size_t o = 0; o < outer; ++o) {
+  const auto row_done = [&](std::size_t o) {
     const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
     for (std::size_t c = 0; c < ch.chunks; ++c) {
       const span_stats &p = parts[o * ch.chunks + c];
       zero[o * ch.chunks + c] = p.max == -kInf && t.max != -kInf && t.max == t.max;
       factor[o * ch.chunks + c] = static_cast<float>(std::exp(static_cast<double>(p.max) - t.max) / t.sum);
     }
+  };
+  const auto write = [&](std::size_t it, chunk_side &side) {
+    const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
+    if (zero[it]) {
+      std::memset(y + off, 0, len * sizeof(float));
+      return;
+    }
+    side.write_y = y + off;
+    side.write_n = len;
+    side.a = factor[it];
+  };
+  const fuse how = write_fusion(outer, n, threads);
+  if (how == fuse::max_write) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      walk_chunks(
+          k, x, ch, b * ch.chunks, e * ch.chunks, how,
+          [&](std::size_t it, float max, chunk_side *side) {
+            const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
+            parts[it].max = max;
+            parts[it].sum = k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), max, side);
+          },
+          row_done, write);
+    });
+    return;
   }
+  chunk_exps(k, x, y, ch, parts.data(), parts.size(), how, threads);
+  for (std::size_t o = 0; o < outer; ++o) row_done(o);
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {
-      const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
-      if (zero[it])
-        std::memset(y + off, 0, len * sizeof(float));
-      else
-        k.scale(y + off, len, factor[it]);
+      chunk_side side;
+      write(it, side);
+      if (side.write_n) k.scale(side.write_y, side.write_n, side.a);
     }
   });
 }
@@ -62,17 +81,41 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
   const chunking ch(n);
-  const std::vector<span_stats> parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<row_total> rows(outer);
   std::vector<float> log_sum(outer);
-  for (std::size_t o = 0; o < outer; ++o) {
+  const auto row_done = [&](std::size_t o) {
     rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
     log_sum[o] = static_cast<float>(std::log(rows[o].sum));
+  };
+  const auto write = [&](std::size_t it, chunk_side &side) {
+    const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
+    side.write_x = x + off;
+    side.write_y = y + off;
+    side.write_n = ch.length(it % ch.chunks);
+    side.a = rows[o].max;
+    side.b = log_sum[o];
+  };
+  const fuse how = write_fusion(outer, n, threads);
+  if (how == fuse::max_write) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      walk_chunks(
+          k, x, ch, b * ch.chunks, e * ch.chunks, how,
+          [&](std::size_t it, float max, chunk_side *side) {
+            const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
+            parts[it] = k.stats_chunk(x + off, ch.length(it % ch.chunks), nullptr, false, max, side);
+          },
+          row_done, write);
+    });
+    return;
   }
+  parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  for (std::size_t o = 0; o < outer; ++o) row_done(o);
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {
-      const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
-      k.log_softmax_chunk_write(x + off, y + off, ch.length(it % ch.chunks), rows[o].max, log_sum[o]);
+      chunk_side side;
+      write(it, side);
+      k.log_softmax_chunk_write(side.write_x, side.write_y, side.write_n, side.a, side.b);
     }
   });
 }

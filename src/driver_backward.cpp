@@ -82,12 +82,8 @@ void grad_long_rows(const kernel_table &k, const grad_setup &s, const float *x, 
                     std::size_t outer, std::size_t n, int threads) {
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
-      k.softmax_chunk_exp(x + off, dx + off, ch.length(it % ch.chunks), &parts[it].max, &parts[it].sum);
-    }
-  });
+  const fuse how = write_fusion(outer, n, threads) == fuse::none ? fuse::none : fuse::max;
+  chunk_exps(k, x, dx, ch, parts.data(), parts.size(), how, threads);
   std::vector<ce_grad> g(outer);
   std::vector<float> factor(parts.size());
   std::vector<char> zero(parts.size());

@@ -144,18 +144,89 @@ struct chunking {
   std::size_t length(std::size_t c) const { return min_size(kRowChunk, n - c * kRowChunk); }
 };
 
-// Phase 1 of every long-row op: the stats of each (row, chunk), in parallel.
+// How much of a long row's work one chunk's exp pass takes along.
+enum class fuse {
+  none,      // nothing: each chunk's max is a pass of its own (data from memory)
+  max,       // the max of the chunk after it
+  max_write  // also the last pass of the same chunk of the row before
+};
+
+// Runs one thread's items [b, e) of the (row, chunk) grid in order: exp(it,
+// max, side) is item it's exp pass. With fuse::max_write (the range then holds
+// whole rows) row_done(o) runs once row o's chunks are all through, item it's
+// pass also does the last pass of item it - chunks, which write(item, side)
+// describes, and the last row's last passes run on their own. The results do
+// not depend on the range nor on the fusion.
+template <class Exp, class RowDone, class Write>
+void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std::size_t b, std::size_t e,
+                 fuse how, Exp &&exp, RowDone &&row_done, Write &&write) {
+  if (b >= e) return;
+  const auto at = [&](std::size_t it) { return x + (it / ch.chunks) * ch.n + ch.begin(it % ch.chunks); };
+  const auto length = [&](std::size_t it) { return ch.length(it % ch.chunks); };
+  const bool writes = how == fuse::max_write;
+  float max = k.chunk_max(at(b), length(b));
+  for (std::size_t it = b; it < e; ++it) {
+    chunk_side side;
+    if (it + 1 < e && how != fuse::none) {
+      side.next = at(it + 1);
+      side.next_n = length(it + 1);
+    }
+    if (writes && it >= b + ch.chunks) write(it - ch.chunks, side);
+    exp(it, max, &side);
+    if (it + 1 < e) max = how != fuse::none ? side.next_max : k.chunk_max(at(it + 1), length(it + 1));
+    if (writes && (it + 1) % ch.chunks == 0) row_done(it / ch.chunks);
+  }
+  if (!writes) return;
+  for (std::size_t it = e - ch.chunks; it < e; ++it) {
+    chunk_side side;
+    write(it, side);
+    if (side.write_n == 0) continue;
+    if (side.write_x)
+      k.log_softmax_chunk_write(side.write_x, side.write_y, side.write_n, side.a, side.b);
+    else
+      k.scale(side.write_y, side.write_n, side.a);
+  }
+}
+
+// The fusion for a long-row op that writes: in cache and whole rows per
+// thread, everything; from memory, nothing.
+inline fuse write_fusion(std::size_t outer, std::size_t n, int threads) {
+  const std::size_t t = static_cast<std::size_t>(threads);
+  if (outer * n / t > kColdElements) return fuse::none;
+  return t <= 1 || outer % t == 0 || outer >= 4 * t ? fuse::max_write : fuse::max;
+}
+
+// Phase 1 of the long-row ops without a fused write: the stats of each (row, chunk), in parallel.
 inline std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x, std::size_t outer,
                                            const chunking &ch, const float *weights, bool smooth, int threads) {
   std::vector<span_stats> parts(outer * ch.chunks);
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      const std::size_t o = it / ch.chunks, c = it % ch.chunks;
-      parts[it] = k.stats_chunk(x + o * ch.n + ch.begin(c), ch.length(c), weights ? weights + ch.begin(c) : nullptr,
-                                smooth);
-    }
+    walk_chunks(
+        k, x, ch, b, e, fuse::max,
+        [&](std::size_t it, float max, chunk_side *side) {
+          const std::size_t o = it / ch.chunks, c = it % ch.chunks;
+          parts[it] = k.stats_chunk(x + o * ch.n + ch.begin(c), ch.length(c), weights ? weights + ch.begin(c) : nullptr,
+                                    smooth, max, side);
+        },
+        [](std::size_t) {}, [](std::size_t, chunk_side &) {});
   });
   return parts;
+}
+
+// Phase 1 of softmax-like long rows without a fused write (how: none or max): each chunk's exps
+// (to its own max) in y, its max and sum in parts.
+inline void chunk_exps(const kernel_table &k, const float *x, float *y, const chunking &ch, span_stats *parts,
+                       std::size_t items, fuse how, int threads) {
+  parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
+    walk_chunks(
+        k, x, ch, b, e, how,
+        [&](std::size_t it, float max, chunk_side *side) {
+          const std::size_t off = (it / ch.chunks) * ch.n + ch.begin(it % ch.chunks);
+          parts[it].max = max;
+          parts[it].sum = k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), max, side);
+        },
+        [](std::size_t) {}, [](std::size_t, chunk_side &) {});
+  });
 }
 
 // Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on

@@ -22,7 +22,12 @@ namespace softkit {
 
 // Rows longer than this are processed in chunks of this many elements. A chunk
 // (64 KiB) stays in L2 between the passes over it.
-constexpr std::size_t kRowChunk = 16384;
+constexpr std::size_t kRowChunk = std::size_t{1} << 14;
+// The softmax and log-softmax passes over rows are pipelined (a row's exp pass
+// also reads the next row's max and writes the previous row) while the data
+// sit in cache. Above this many elements per call they come from memory, where
+// separate passes, each one stream, are faster.
+constexpr std::size_t kColdElements = std::size_t{1} << 21;
 // Column blocks hold at most this many columns; the driver narrows them (down to
 // 64) until the block, n * width floats, fits kColScratchL1, and lends scratch
 // for a copy of the block when it fits kColScratch.
@@ -55,6 +60,21 @@ struct soft_stats {
   double mass;
 };
 
+// Work a chunk's exp pass does along the way (its loads and stores hide behind
+// the exps): the max of the chunk the caller processes next (next_n > 0; the
+// result, as chunk_max has it, in next_max), and the last pass of a chunk whose
+// row is complete (write_n > 0): write_y *= a, or with write_x,
+// write_y = (write_x - a) - b. The results are those of the separate passes.
+struct chunk_side {
+  const float *next = nullptr;
+  std::size_t next_n = 0;
+  float next_max = 0.0f;
+  const float *write_x = nullptr;
+  float *write_y = nullptr;
+  std::size_t write_n = 0;
+  float a = 0.0f, b = 0.0f;
+};
+
 struct kernel_table {
   softkit_isa isa;
 
@@ -70,10 +90,13 @@ struct kernel_table {
                      float *max, float *log_sum, double *smooth_sum);
 
   // --- one chunk of a long row, inner == 1
-  // y = exp(x - max) with max the chunk's own; returns max and the sum of y.
-  void (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float *max, double *sum);
+  // The chunk's max; NaN if it holds NaN and nothing above -inf.
+  float (*chunk_max)(const float *x, std::size_t n);
+  // y = exp(x - max), max = chunk_max(x); returns the sum of y. side may be null.
+  double (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
   void (*scale)(float *y, std::size_t n, float factor);
-  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth);
+  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth, float max,
+                            chunk_side *side);
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
 

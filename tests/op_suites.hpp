@@ -3,6 +3,7 @@
 #ifndef SOFTKIT_TESTS_OP_SUITES_HPP
 #define SOFTKIT_TESTS_OP_SUITES_HPP
 
+#include <cstdlib>
 #include <numeric>
 
 #include "test_util.hpp"
@@ -114,6 +115,38 @@ inline void suite_long_columns(Op op) {
     const auto x = make_tensor(d, 1, n, 3, 99);
     verify(op, x, 1, n, 3, shape_label(1, n, 3) + " " + dist_name(d));
   }
+}
+
+// Big tensors: more than kColdElements (2^21) elements per call, where the row
+// passes stream from memory instead of running as a pipeline; a long-row
+// tensor as big; and column blocks written into a 64-byte aligned output, which
+// the kernels may store around the caches. Out of place and in place.
+// One thread, so that one call gets the whole tensor.
+inline void suite_big_tensors(Op op) {
+  const int threads = softkit_get_num_threads();
+  softkit_set_num_threads(1);
+  const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {4, 21, 16384}};
+  for (const auto &s : shapes)
+    for (bool in_place : {false, true}) {
+      const std::size_t total = s[0] * s[1] * s[2];
+      const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 11);
+      float *buf = static_cast<float *>(std::aligned_alloc(64, total * sizeof(float)));
+      REQUIRE(buf != nullptr);
+      if (in_place) std::copy(x.begin(), x.end(), buf);
+      const softkit_status st = op_fn(op)(in_place ? buf : x.data(), buf, s[0], s[1], s[2]);
+      const std::size_t out = op == Op::LogSumExp ? s[0] * s[2] : total;
+      const std::vector<float> y(buf, buf + out);
+      std::free(buf);
+      REQUIRE(st == SOFTKIT_OK);
+      const auto stats = ref::stats(x.data(), s[0], s[1], s[2]);
+      const auto want = reference(op, x, s[0], s[1], s[2], stats);
+      const std::string label = (in_place ? "in place " : "") + shape_label(s[0], s[1], s[2]);
+      const Compare c = compare(op, x, y, want, stats, s[0], s[1], s[2], label);
+      INFO(op_name(op) << " " << label << ": " << c.bad << " of " << c.checked << " bad; first: " << c.first_bad);
+      CHECK(c.bad == 0);
+      if (op == Op::LogSumExp) break;  // its output cannot alias x
+    }
+  softkit_set_num_threads(threads);
 }
 
 // x == y: the op in place gives the reference result too.

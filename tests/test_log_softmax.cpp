@@ -31,3 +31,6 @@ TEST_CASE("log_softmax in place", "[log_softmax][in-place]") { suite_in_place(Op
 TEST_CASE("log_softmax accuracy: rows of many lengths", "[log_softmax][accuracy]") { suite_row_lengths(Op::LogSoftmax); }
 TEST_CASE("log_softmax accuracy: inner > 1", "[log_softmax][accuracy]") { suite_inner(Op::LogSoftmax); }
 TEST_CASE("log_softmax accuracy: long columns", "[log_softmax][accuracy]") { suite_long_columns(Op::LogSoftmax); }
+TEST_CASE("log_softmax of big tensors: streamed passes, long rows, aligned columns", "[log_softmax][accuracy][big]") {
+  suite_big_tensors(Op::LogSoftmax);
+}

@@ -37,3 +37,6 @@ TEST_CASE("logsumexp along every dim of 1-D to 4-D shapes", "[logsumexp][shapes]
 TEST_CASE("logsumexp accuracy: rows of many lengths", "[logsumexp][accuracy]") { suite_row_lengths(Op::LogSumExp); }
 TEST_CASE("logsumexp accuracy: inner > 1", "[logsumexp][accuracy]") { suite_inner(Op::LogSumExp); }
 TEST_CASE("logsumexp accuracy: long columns", "[logsumexp][accuracy]") { suite_long_columns(Op::LogSumExp); }
+TEST_CASE("logsumexp of big tensors: streamed passes, long rows, aligned columns", "[logsumexp][accuracy][big]") {
+  suite_big_tensors(Op::LogSumExp);
+}

@@ -37,3 +37,6 @@ TEST_CASE("softmax in place", "[softmax][in-place]") { suite_in_place(Op::Softma
 TEST_CASE("softmax accuracy: rows of many lengths", "[softmax][accuracy]") { suite_row_lengths(Op::Softmax); }
 TEST_CASE("softmax accuracy: inner > 1", "[softmax][accuracy]") { suite_inner(Op::Softmax); }
 TEST_CASE("softmax accuracy: long columns", "[softmax][accuracy]") { suite_long_columns(Op::Softmax); }
+TEST_CASE("softmax of big tensors: streamed passes, long rows, aligned columns", "[softmax][accuracy][big]") {
+  suite_big_tensors(Op::Softmax);
+}

@@ -34,6 +34,8 @@ struct isa_ops {
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
   }
+  static void store_stream(float *p, vf v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned
+  static void stream_fence() { _mm_sfence(); }
   // Max and sum across the lanes, broadcast to every lane (fixed tree order).
   static vf all_max(vf v) {
     v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));

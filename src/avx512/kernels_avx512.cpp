@@ -22,6 +22,10 @@ struct isa_ops {
     return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask(k), p);
   }
   static void store_tail(float *p, vf v, std::size_t k) { _mm512_mask_storeu_ps(p, mask(k), v); }
+  // A store that bypasses the caches (p 64-byte aligned), for output the
+  // caller will not read back soon; stream_fence orders it before returning.
+  static void store_stream(float *p, vf v) { _mm512_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static float hmax(vf v) { return _mm512_reduce_max_ps(v); }
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same

@@ -29,6 +29,8 @@ struct isa_ops {
     vst1q_f32(buf, v);
     std::memcpy(p, buf, k * sizeof(float));
   }
+  static void store_stream(float *p, vf v) { v.store_aligned(p); }  // no cache-bypassing store here
+  static void stream_fence() {}
   static float hmax(vf v) { return vmaxvq_f32(v); }
   static vf all_max(vf v) { return vdupq_n_f32(vmaxvq_f32(v)); }
   static vf all_sum(vf v) { return vdupq_n_f32(vaddvq_f32(v)); }

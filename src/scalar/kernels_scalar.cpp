@@ -113,28 +113,41 @@ void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *w,
     stats_of({x + r * n, n, 1}, w, smooth, max + r, log_sum + r, smooth_sum_out + r);
 }
 
-void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
-  const row r{x, n, 1};
-  *max = chunk_max(r);
+float span_max(const float *x, std::size_t n) { return chunk_max({x, n, 1}); }
+
+// The chunk_side's work, done after the chunk's own pass: the scalar path
+// keeps things simple.
+void do_side(chunk_side *side) {
+  if (!side) return;
+  if (side->next_n) side->next_max = span_max(side->next, side->next_n);
+  for (std::size_t i = 0; i < side->write_n; ++i)
+    side->write_y[i] = side->write_x
+                           ? static_cast<float>((static_cast<double>(side->write_x[i]) - side->a) - side->b)
+                           : side->write_y[i] * side->a;
+}
+
+double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
   double s = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double e = shifted_exp(x[i], *max);
+    const double e = shifted_exp(x[i], max);
     y[i] = static_cast<float>(e);
     s += e;
   }
-  *sum = s;
+  do_side(side);
+  return s;
 }
 
 void scale(float *y, std::size_t n, float factor) {
   for (std::size_t i = 0; i < n; ++i) y[i] *= factor;
 }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth) {
+span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth, float max, chunk_side *side) {
   const row r{x, n, 1};
   span_stats st;
-  st.max = chunk_max(r);
+  st.max = max;
   st.sum = exp_sum(r, st.max);
   st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
+  do_side(side);
   return st;
 }
 
@@ -259,7 +272,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 }
 
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   softmax_rows, log_softmax_rows,
-                              logsumexp_rows,     stats_rows,        softmax_chunk_exp, scale,
+                              logsumexp_rows,     stats_rows,        span_max, softmax_chunk_exp, scale,
                               stats_chunk,        log_softmax_chunk_write, softmax_cols, log_softmax_cols,
                               logsumexp_cols,     stats_cols,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols,

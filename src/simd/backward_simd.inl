@@ -335,6 +335,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_softmax_rows,
                       logsumexp_rows,
                       stats_rows,
+                      chunk_max,
                       softmax_chunk_exp,
                       scale,
                       stats_chunk,

@@ -118,23 +118,95 @@ struct wide_sum {
 // ---------------------------------------------------------------------------
 // Row passes (inner == 1).
 
-inline float row_max(const float *x, std::size_t n) {
-  vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
-  std::size_t i = 0;
-  for (; i + kUnroll * W <= n; i += kUnroll * W) {
+// Work that rides along an exp pass. That pass is bound by the exp's
+// arithmetic; a side's work is loads, stores and one cheap op per vector, so
+// the core overlaps the two and the side costs next to nothing. A side gets
+// block(i) for each block of kUnroll vectors the exp pass does at i (it skips
+// the blocks past its own end), then finish() for the rest of its span. Each
+// side computes exactly what its stand-alone pass would, bit for bit.
+struct no_side {
+  void block(std::size_t) {}
+  void finish() {}
+};
+
+// The max of another span (the row or chunk that comes next), as row_max has it.
+struct side_max {
+  const float *x;
+  std::size_t n, done = 0;
+  vf m0, m1, m2, m3;
+  float result = kNegInf;
+  side_max(const float *x_, std::size_t n_) : x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf) {}
+  void block(std::size_t i) {
+    if (i + kUnroll * W > n) return;
     m0 = xsimd::max(m0, vf::load_unaligned(x + i));
     m1 = xsimd::max(m1, vf::load_unaligned(x + i + W));
     m2 = xsimd::max(m2, vf::load_unaligned(x + i + 2 * W));
     m3 = xsimd::max(m3, vf::load_unaligned(x + i + 3 * W));
+    done = i + kUnroll * W;
   }
-  for (; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
-  if (i < n) m1 = xsimd::max(m1, isa_ops::load_tail(x + i, n - i, kNegInf));
-  return isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
+  void finish() {
+    if (n == 0) return;
+    std::size_t i = done;
+    for (; i + kUnroll * W <= n; i += kUnroll * W) block(i);
+    for (; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
+    if (i < n) m1 = xsimd::max(m1, isa_ops::load_tail(x + i, n - i, kNegInf));
+    result = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
+  }
+};
+
+// The last pass of a finished span: y *= a (softmax), or with Log,
+// y = (x - a) - b (log-softmax: two roundings, so the error follows |x - max|
+// rather than |max|).
+template <bool Log>
+struct side_write {
+  const float *x;
+  float *y;
+  std::size_t n, done = 0;
+  vf a, b;
+  side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_) : x(x_), y(y_), n(n_), a(a_), b(b_) {}
+  vf of(vf v) const { return Log ? (v - a) - b : v * a; }
+  const float *src() const { return Log ? x : y; }
+  void block(std::size_t i) {
+    if (i + kUnroll * W > n) return;
+    for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + i + v * W)).store_unaligned(y + i + v * W);
+    done = i + kUnroll * W;
+  }
+  void finish() {
+    std::size_t i = done;
+    for (; i + W <= n; i += W) of(vf::load_unaligned(src() + i)).store_unaligned(y + i);
+    if (i < n) isa_ops::store_tail(y + i, of(isa_ops::load_tail(src() + i, n - i, 0.0f)), n - i);
+  }
+};
+
+template <class A, class B>
+struct side_pair {
+  A first;
+  B second;
+  void block(std::size_t i) {
+    first.block(i);
+    second.block(i);
+  }
+  void finish() {
+    first.finish();
+    second.finish();
+  }
+};
+template <class A, class B>
+side_pair<A, B> sides(const A &a, const B &b) {
+  return {a, b};
 }
 
-// Sum of exp(x - m); with Store, also y = exp(x - m).
-template <bool Store>
-inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
+inline float row_max(const float *x, std::size_t n) {
+  side_max s(x, n);
+  s.finish();
+  return s.result;
+}
+
+// Sum of exp(x - m); with Store, also y = exp(x - m). The side's work rides along.
+template <bool Store, class Side = no_side>
+inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side_out = Side{}) {
+  // A local copy: its accumulators then stay in registers through the loop.
+  typename std::decay<Side>::type side = side_out;
   const vf vm(m);
   wide_sum acc{};
   std::size_t i = 0;
@@ -153,6 +225,7 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
         e2.store_unaligned(y + i + 2 * W);
         e3.store_unaligned(y + i + 3 * W);
       }
+      side.block(i);
       a0 += e0;
       a1 += e1;
       a2 += e2;
@@ -175,105 +248,34 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m) {
     a += e;
   }
   acc.add(a);
+  side.finish();
+  side_out = side;
   return acc.total();
 }
 
-// Max and sum of exp(x - max) in one read, for the ops that keep no exps
-// (log_softmax, logsumexp, cross-entropy): each lane keeps a running max m and
-// its sums relative to m; when a block of 4 vectors raises some lane's max, that
-// lane's sums are rescaled by exp(m_old - m_new) (rare once a row is under way).
-// m starts at the lowest finite float, so a lane of only -inf keeps sum 0, and
-// NaN never raises m but makes the sum NaN. The row's max is then exact, or the
-// lowest float when no element is above -inf.
 struct max_sum {
   float max;
   double sum;
 };
 
-// Below this length most blocks still raise some lane's max, and the separate
-// max pass is cheaper than the rescaling.
-constexpr std::size_t kOnlineFrom = 4096;
-
-inline max_sum row_online(const float *x, std::size_t n) {
-  vf m(-__FLT_MAX__);
-  wide_sum acc{};
-  constexpr std::size_t step = kUnroll * W;
-  auto raise = [&](vf block_max, vf &a0, vf &a1, vf &a2, vf &a3) {
-    if (!xsimd::any(block_max > m)) return;
-    const vf raised = xsimd::max(m, block_max);
-    const vf f = exp_nonpos(m - raised);
-    a0 *= f;
-    a1 *= f;
-    a2 *= f;
-    a3 *= f;
-    acc.lo *= isa_ops::widen_lo(f);
-    acc.hi *= isa_ops::widen_hi(f);
-    m = raised;
-  };
-  std::size_t i = 0;
-  vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-  while (i + step <= n) {
-    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
-    for (; i < end; i += step) {
-      const vf x0 = vf::load_unaligned(x + i), x1 = vf::load_unaligned(x + i + W);
-      const vf x2 = vf::load_unaligned(x + i + 2 * W), x3 = vf::load_unaligned(x + i + 3 * W);
-      raise(xsimd::max(xsimd::max(x0, x1), xsimd::max(x2, x3)), a0, a1, a2, a3);
-      a0 += exp_nonpos(x0 - m);
-      a1 += exp_nonpos(x1 - m);
-      a2 += exp_nonpos(x2 - m);
-      a3 += exp_nonpos(x3 - m);
-    }
-    acc.add(a0);
-    acc.add(a1);
-    acc.add(a2);
-    acc.add(a3);
-    a0 = a1 = a2 = a3 = vf(0.0f);
-  }
-  for (; i < n; i += W) {
-    const vf v = i + W <= n ? vf::load_unaligned(x + i) : isa_ops::load_tail(x + i, n - i, kNegInf);
-    raise(v, a0, a1, a2, a3);
-    a0 += exp_nonpos(v - m);
-  }
-  acc.add(a0);
-  // Lanes to the row max: sum_l s_l * exp(m_l - max).
-  const float row_max_value = isa_ops::hmax(m);
-  const vf f = exp_nonpos(m - vf(row_max_value));
-  return {row_max_value, xsimd::hadd(acc.lo * isa_ops::widen_lo(f) + acc.hi * isa_ops::widen_hi(f))};
-}
-
-// The same result (max exact, sum to rounding) by whichever way is faster for n.
-inline max_sum row_max_sum(const float *x, std::size_t n) {
-  if (n >= kOnlineFrom) return row_online(x, n);
-  const float m = row_max(x, n);
-  if (m == kNegInf) {  // as row_online has it: NaN if there is one, else (lowest, 0)
+// Max and sum of exp(x - max) of a span whose max m is known (row_max), the
+// side's work along. A span with nothing above -inf reports NaN if it holds
+// one, else (lowest float, 0): then it adds nothing when combined with others.
+template <class Side = no_side>
+inline max_sum max_sum_known(const float *x, std::size_t n, float m, Side &&side = Side{}) {
+  if (m == kNegInf) {
+    side.finish();
     for (std::size_t i = 0; i < n; ++i)
       if (x[i] != x[i]) return {x[i], static_cast<double>(x[i])};
     return {-__FLT_MAX__, 0.0};
   }
-  return {m, row_exp_sum<false>(x, nullptr, n, m)};
+  return {m, row_exp_sum<false>(x, nullptr, n, m, side)};
 }
 
-inline void row_scale(float *y, std::size_t n, float factor) {
-  const vf f(factor);
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    (vf::load_unaligned(y + i) * f).store_unaligned(y + i);
-    (vf::load_unaligned(y + i + W) * f).store_unaligned(y + i + W);
-  }
-  for (; i + W <= n; i += W) (vf::load_unaligned(y + i) * f).store_unaligned(y + i);
-  if (i < n) isa_ops::store_tail(y + i, isa_ops::load_tail(y + i, n - i, 0.0f) * f, n - i);
-}
+inline void row_scale(float *y, std::size_t n, float factor) { side_write<false>(nullptr, y, n, factor, 0.0f).finish(); }
 
-// y = (x - m) - log_sum: two roundings, so the error follows |x - m| rather than |m|.
 inline void row_log_write(const float *x, float *y, std::size_t n, float m, float log_sum) {
-  const vf vm(m), vl(log_sum);
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    ((vf::load_unaligned(x + i) - vm) - vl).store_unaligned(y + i);
-    ((vf::load_unaligned(x + i + W) - vm) - vl).store_unaligned(y + i + W);
-  }
-  for (; i + W <= n; i += W) ((vf::load_unaligned(x + i) - vm) - vl).store_unaligned(y + i);
-  if (i < n) isa_ops::store_tail(y + i, (isa_ops::load_tail(x + i, n - i, 0.0f) - vm) - vl, n - i);
+  side_write<true>(x, y, n, m, log_sum).finish();
 }
 
 // Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null).
@@ -318,10 +320,13 @@ constexpr std::size_t kGroupLogBelow = 256;
 inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, float *m, float *log_sum) {
   alignas(64) float s[W];
   for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
+  float next_max = row_max(x, n);
   for (std::size_t r = 0; r < count; ++r) {
-    const max_sum ms = row_max_sum(x + r * n, n);
+    side_max next(x + (r + 1) * n, r + 1 < count ? n : 0);
+    const max_sum ms = max_sum_known(x + r * n, n, next_max, next);
     m[r] = ms.max;
     s[r] = static_cast<float>(ms.sum);
+    next_max = next.result;
   }
   log_ge1(vf::load_aligned(s)).store_aligned(s);
   for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
@@ -469,31 +474,60 @@ void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *ma
 // ---------------------------------------------------------------------------
 // Kernel entry points: rows.
 
+// Longer rows in a pipeline: row r's exp pass also finds row r + 1's max and
+// writes row r - 1's output, so the memory-bound passes hide behind the exps.
 void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   if (tiny_rows<isa_ops>::softmax(x, y, rows, n)) return;
   if (with_short_count(n, [&](auto nv) { softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
-  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
-    const float m = row_max(x, n);
-    const double s = row_exp_sum<true>(x, y, n, m);
-    row_scale(y, n, static_cast<float>(1.0 / s));
+  if (rows == 0) return;
+  if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
+    for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+      const double s = row_exp_sum<true>(x, y, n, row_max(x, n));
+      row_scale(y, n, static_cast<float>(1.0 / s));
+    }
+    return;
   }
+  float max = row_max(x, n), factor = 0.0f;
+  for (std::size_t r = 0; r < rows; ++r) {
+    auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
+                      side_write<false>(nullptr, r > 0 ? y + (r - 1) * n : y, r > 0 ? n : 0, factor, 0.0f));
+    const double s = row_exp_sum<true>(x + r * n, y + r * n, n, max, side);
+    max = side.first.result;
+    factor = static_cast<float>(1.0 / s);
+  }
+  row_scale(y + (rows - 1) * n, n, factor);
 }
 
 void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   if (with_short_count(n, [&](auto nv) { log_softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
-  alignas(64) float m[W], ls[W];
-  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
-    const std::size_t count = min_size(W, rows - r0);
-    if (n < kGroupLogBelow) {
+  if (rows == 0) return;
+  if (n < kGroupLogBelow) {
+    alignas(64) float m[W], ls[W];
+    for (std::size_t r0 = 0; r0 < rows; r0 += W) {
+      const std::size_t count = min_size(W, rows - r0);
       rows_max_logsum(x + r0 * n, count, n, m, ls);
       for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
-    } else {
-      for (std::size_t r = r0; r < r0 + count; ++r) {
-        const max_sum ms = row_max_sum(x + r * n, n);
-        row_log_write(x + r * n, y + r * n, n, ms.max, static_cast<float>(std::log(ms.sum)));
-      }
     }
+    return;
   }
+  if (rows * n > kColdElements) {
+    for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+      const max_sum ms = max_sum_known(x, n, row_max(x, n));
+      row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
+    }
+    return;
+  }
+  float max = row_max(x, n), prev_max = 0.0f, prev_log_sum = 0.0f;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const std::size_t p = r > 0 ? (r - 1) * n : 0;
+    auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
+                      side_write<true>(x + p, y + p, r > 0 ? n : 0, prev_max, prev_log_sum));
+    const max_sum ms = max_sum_known(x + r * n, n, max, side);
+    max = side.first.result;
+    prev_max = ms.max;
+    prev_log_sum = static_cast<float>(std::log(ms.sum));
+  }
+  row_log_write(x + (rows - 1) * n, y + (rows - 1) * n, n, prev_max, prev_log_sum);
 }
 
 void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
@@ -527,24 +561,41 @@ void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *we
 
 // A chunk's max, NaN if the chunk holds NaN and nothing above -inf: the driver
 // skips all -inf chunks when it combines them, and must not skip a NaN.
-inline float chunk_max(const float *x, std::size_t n) {
-  const float m = row_max(x, n);
+inline float nan_if_all_low(const float *x, std::size_t n, float m) {
   if (m == kNegInf)
     for (std::size_t i = 0; i < n; ++i)
       if (x[i] != x[i]) return x[i];
   return m;
 }
 
-void softmax_chunk_exp(const float *x, float *y, std::size_t n, float *max, double *sum) {
-  *max = chunk_max(x, n);
-  *sum = row_exp_sum<true>(x, y, n, *max);
+float chunk_max(const float *x, std::size_t n) { return nan_if_all_low(x, n, row_max(x, n)); }
+
+// Runs f with the chunk_side's work as a side of its exp pass.
+template <class F>
+inline auto with_chunk_side(chunk_side *cs, F &&f) {
+  chunk_side none;
+  if (!cs) cs = &none;
+  const side_max next(cs->next, cs->next_n);
+  const auto run = [&](auto out) {
+    auto side = sides(next, out);
+    const auto result = f(side);
+    if (cs->next_n) cs->next_max = nan_if_all_low(cs->next, cs->next_n, side.first.result);
+    return result;
+  };
+  if (cs->write_x) return run(side_write<true>(cs->write_x, cs->write_y, cs->write_n, cs->a, cs->b));
+  return run(side_write<false>(nullptr, cs->write_y, cs->write_n, cs->a, cs->b));
+}
+
+double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
+  return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<true>(x, y, n, max, s); });
 }
 
 void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
+span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth, float max,
+                       chunk_side *side) {
+  const max_sum ms = with_chunk_side(side, [&](auto &&s) { return max_sum_known(x, n, max, s); });
   span_stats st;
-  const max_sum ms = row_max_sum(x, n);
   st.max = ms.max;
   st.sum = ms.sum;
   st.smooth = smooth ? row_smooth_sum(x, n, weights, st.max) : 0.0;
@@ -760,15 +811,24 @@ struct col_block {
   // While it writes, it prefetches the next block's rows (the columns after
   // this block, in the same rows): a walk 4 KiB or more apart per row is one
   // the hardware prefetchers lose. Prefetches never fault, past the end neither.
+  // With scratch (a strided block of a big tensor) the output goes around the
+  // caches when it can: the rows of a block, a power of two apart, share one
+  // cache set, and would evict each other before the next block reads its own.
   template <class F>
   void write(float *y, const float *left, F &&f) const {
     const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(x + width);
+    const bool stream = scratch && reinterpret_cast<std::uintptr_t>(y) % sizeof(vf) == 0 &&
+                        (stride * sizeof(float)) % sizeof(vf) == 0;
     for (std::size_t r = 0; r < n; ++r)
       for (std::size_t v = 0; v < vecs; ++v) {
         __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
         const vf e = scratch ? vf::load_unaligned(run(v) + r * W) : direct(left, v).load(r, 0.0f);
-        col_store(y + r * stride + v * W, f(v, e), lanes(v));
+        if (stream && lanes(v) == W)
+          isa_ops::store_stream(y + r * stride + v * W, f(v, e));
+        else
+          col_store(y + r * stride + v * W, f(v, e), lanes(v));
       }
+    if (stream) isa_ops::stream_fence();
   }
 };
 
