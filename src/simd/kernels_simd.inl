@@ -62,6 +62,30 @@ inline vf exp_of(vf x, long) {
 }
 inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
 
+// The unclamped exp where the ISA has one (isa_ops::exp_unclamped), else the
+// clamped one; kFastExp says which.
+template <class Ops>
+constexpr auto has_fast_exp(int) -> decltype(Ops::exp_unclamped(vf(0.0f)), true) {
+  return true;
+}
+template <class Ops>
+constexpr bool has_fast_exp(long) {
+  return false;
+}
+constexpr bool kFastExp = has_fast_exp<isa_ops>(0);
+template <class Ops>
+inline auto exp_fast_of(vf x, int) -> decltype(Ops::exp_unclamped(x)) {
+  return Ops::exp_unclamped(x);
+}
+template <class Ops>
+inline vf exp_fast_of(vf x, long) {
+  return exp_nonpos(x);
+}
+template <bool Fast>
+inline vf exp_pass(vf x) {
+  return Fast ? exp_fast_of<isa_ops>(x, 0) : exp_nonpos(x);
+}
+
 // Shared by the ISAs without a scale instruction: 2^k from the exponent bits,
 // k in [-150, 0]. 2^(k + 64) is always a normal float and p * 2^(k + 64) is
 // exact; the second multiply by 2^-64 rounds once, into the subnormals when
@@ -202,9 +226,10 @@ inline float row_max(const float *x, std::size_t n) {
   return s.result;
 }
 
-// Sum of exp(x - m); with Store, also y = exp(x - m). The side's work rides along.
-template <bool Store, class Side = no_side>
-inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side_out = Side{}) {
+// Sum of exp(x - m); with Store, also y = exp(x - m). The side's work rides
+// along. Fast: the unclamped exp (see exp_unclamped).
+template <bool Store, bool Fast, class Side>
+inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
   // A local copy: its accumulators then stay in registers through the loop.
   typename std::decay<Side>::type side = side_out;
   const vf vm(m);
@@ -215,10 +240,10 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side
     const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; i < end; i += step) {
-      const vf e0 = exp_nonpos(vf::load_unaligned(x + i) - vm);
-      const vf e1 = exp_nonpos(vf::load_unaligned(x + i + W) - vm);
-      const vf e2 = exp_nonpos(vf::load_unaligned(x + i + 2 * W) - vm);
-      const vf e3 = exp_nonpos(vf::load_unaligned(x + i + 3 * W) - vm);
+      const vf e0 = exp_pass<Fast>(vf::load_unaligned(x + i) - vm);
+      const vf e1 = exp_pass<Fast>(vf::load_unaligned(x + i + W) - vm);
+      const vf e2 = exp_pass<Fast>(vf::load_unaligned(x + i + 2 * W) - vm);
+      const vf e3 = exp_pass<Fast>(vf::load_unaligned(x + i + 3 * W) - vm);
       if (Store) {
         e0.store_unaligned(y + i);
         e1.store_unaligned(y + i + W);
@@ -238,12 +263,12 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side
   }
   vf a(0.0f);
   for (; i + W <= n; i += W) {
-    const vf e = exp_nonpos(vf::load_unaligned(x + i) - vm);
+    const vf e = exp_pass<Fast>(vf::load_unaligned(x + i) - vm);
     if (Store) e.store_unaligned(y + i);
     a += e;
   }
   if (i < n) {
-    const vf e = exp_nonpos(isa_ops::load_tail(x + i, n - i, kNegInf) - vm);
+    const vf e = exp_pass<Fast>(isa_ops::load_tail(x + i, n - i, kNegInf) - vm);
     if (Store) isa_ops::store_tail(y + i, e, n - i);
     a += e;
   }
@@ -251,6 +276,21 @@ inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side
   side.finish();
   side_out = side;
   return acc.total();
+}
+
+// The sum (and with Store the exps) by the unclamped exp where there is one: a
+// finite sum proves every exp equal to the clamped one's. Otherwise (a -inf,
+// a NaN, an input beyond the reduction) the pass runs again, clamped; the
+// side's work was done by the first pass. In place, the first pass would have
+// overwritten its input: clamped from the start.
+template <bool Store, class Side = no_side>
+inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side = Side{}) {
+  if (kFastExp && !(Store && x == y)) {
+    const double s = exp_sum_pass<Store, true>(x, y, n, m, side);
+    if (s <= __DBL_MAX__) return s;
+    return exp_sum_pass<Store, false>(x, y, n, m, no_side{});
+  }
+  return exp_sum_pass<Store, false>(x, y, n, m, side);
 }
 
 struct max_sum {
@@ -334,7 +374,9 @@ inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, fl
 
 // Short rows (n <= kShortVecs * W): the row stays in registers, x is read once,
 // and the sums stay in float (at most kShortVecs terms per lane, then a fixed tree).
-constexpr std::size_t kShortVecs = 8;
+// 128 floats: 8 vectors of AVX-512, 16 of AVX2 (spilled in part, still faster
+// than the row passes there), at most 16 elsewhere.
+constexpr std::size_t kShortVecs = 128 / W < 16 ? 128 / W : 16;
 
 template <std::size_t NV>
 struct short_row {
@@ -374,6 +416,18 @@ inline bool with_short_count(std::size_t n, F &&f) {
     case 6: return f(std::integral_constant<std::size_t, 6>{}), true;
     case 7: return f(std::integral_constant<std::size_t, 7>{}), true;
     case 8: return f(std::integral_constant<std::size_t, 8>{}), true;
+    default: break;
+  }
+  if (kShortVecs < 16) return false;
+  switch ((n + W - 1) / W) {
+    case 9: return f(std::integral_constant<std::size_t, 9>{}), true;
+    case 10: return f(std::integral_constant<std::size_t, 10>{}), true;
+    case 11: return f(std::integral_constant<std::size_t, 11>{}), true;
+    case 12: return f(std::integral_constant<std::size_t, 12>{}), true;
+    case 13: return f(std::integral_constant<std::size_t, 13>{}), true;
+    case 14: return f(std::integral_constant<std::size_t, 14>{}), true;
+    case 15: return f(std::integral_constant<std::size_t, 15>{}), true;
+    case 16: return f(std::integral_constant<std::size_t, 16>{}), true;
     default: return false;
   }
 }
@@ -427,7 +481,22 @@ struct tiny_rows<Ops, true> {
 
 template <std::size_t NV>
 void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+  // Two rows at a time: a row's max, sum and division are a chain of dependent
+  // steps, and a second row's independent chain fills the waits.
+  std::size_t r = 0;
+  for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) {
+    const short_row<NV> a(x, n), b(x + n, n);
+    vf ea[NV], eb[NV];
+    const vf ma = a.max(), mb = b.max();
+    const vf ia = vf(1.0f) / a.exp_sum(ma, ea), ib = vf(1.0f) / b.exp_sum(mb, eb);
+    for (std::size_t i = 0; i < NV; ++i) {
+      ea[i] *= ia;
+      eb[i] *= ib;
+    }
+    short_row<NV>::store(y, n, ea);
+    short_row<NV>::store(y + n, n, eb);
+  }
+  if (r < rows) {
     const short_row<NV> row(x, n);
     vf e[NV];
     const vf inv = vf(1.0f) / row.exp_sum(row.max(), e);
