@@ -1,5 +1,6 @@
 #include "driver.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -78,44 +79,83 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
   });
 }
 
+// inner == 1, rows of more than kRowChunk: the first pass over each chunk
+// finds its sum (and may leave x - chunk max in y), the last writes the output.
+// From memory, where a store in the first pass costs a trip, it leaves nothing
+// and the last pass reads x. The choice is the shape's, never the threads'.
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
+  if (outer * n > kColdElements) {
+    const chunking ch(n);
+    const std::vector<span_stats> parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+    std::vector<row_total> rows(outer);
+    std::vector<float> log_sum(outer);
+    for (std::size_t o = 0; o < outer; ++o) {
+      rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
+      log_sum[o] = static_cast<float>(std::log(rows[o].sum));
+    }
+    parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it) {
+        const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
+        k.log_softmax_chunk_write(x + off, y + off, ch.length(it % ch.chunks), rows[o].max, log_sum[o]);
+      }
+    });
+    return;
+  }
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<row_total> rows(outer);
-  std::vector<float> log_sum(outer);
+  std::vector<float> log_sum(outer), shift(parts.size());
   const auto row_done = [&](std::size_t o) {
     rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
     log_sum[o] = static_cast<float>(std::log(rows[o].sum));
+    for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it)
+      shift[it] = static_cast<float>((static_cast<double>(rows[o].max) - parts[it].max) + log_sum[o]);
+  };
+  const auto first = [&](std::size_t it, float max, chunk_side *side) {
+    const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
+    parts[it].max = max;
+    // A chunk of only -inf has nothing to sum; its output is a fill (below).
+    if (max == -kInf) {
+      parts[it].sum = 0.0;
+      if (side && side->next_n) side->next_max = k.chunk_max(side->next, side->next_n);
+      if (side && side->write_n)
+        k.log_shifted_write(side->write_x, side->write_y, side->write_n, side->a, side->b, side->c);
+      return;
+    }
+    parts[it].sum = k.log_shift_chunk(x + off, y + off, len, max, side);
   };
   const auto write = [&](std::size_t it, chunk_side &side) {
-    const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
+    const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
+    if (parts[it].max == -kInf) {  // -inf where the row has a finite max, else NaN (as PyTorch)
+      const float m = rows[o].max;
+      const float fill = m == m && m != -kInf && m != kInf ? -kInf : std::numeric_limits<float>::quiet_NaN();
+      std::fill(y + off, y + off + len, fill);
+      return;
+    }
     side.write_x = x + off;
     side.write_y = y + off;
-    side.write_n = ch.length(it % ch.chunks);
+    side.write_n = len;
     side.a = rows[o].max;
     side.b = log_sum[o];
+    side.c = shift[it];
   };
   const fuse how = write_fusion(outer, n, threads);
   if (how == fuse::max_write) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
-      walk_chunks(
-          k, x, ch, b * ch.chunks, e * ch.chunks, how,
-          [&](std::size_t it, float max, chunk_side *side) {
-            const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
-            parts[it] = k.stats_chunk(x + off, ch.length(it % ch.chunks), nullptr, false, max, side);
-          },
-          row_done, write);
+      walk_chunks(k, x, ch, b * ch.chunks, e * ch.chunks, how, first, row_done, write);
     });
     return;
   }
-  parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    walk_chunks(k, x, ch, b, e, fuse::max, first, [](std::size_t) {}, [](std::size_t, chunk_side &) {});
+  });
   for (std::size_t o = 0; o < outer; ++o) row_done(o);
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {
       chunk_side side;
       write(it, side);
-      k.log_softmax_chunk_write(side.write_x, side.write_y, side.write_n, side.a, side.b);
+      if (side.write_n) k.log_shifted_write(side.write_x, side.write_y, side.write_n, side.a, side.b, side.c);
     }
   });
 }

@@ -182,7 +182,7 @@ void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std:
     write(it, side);
     if (side.write_n == 0) continue;
     if (side.write_x)
-      k.log_softmax_chunk_write(side.write_x, side.write_y, side.write_n, side.a, side.b);
+      k.log_shifted_write(side.write_x, side.write_y, side.write_n, side.a, side.b, side.c);
     else
       k.scale(side.write_y, side.write_n, side.a);
   }

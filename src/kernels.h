@@ -63,8 +63,9 @@ struct soft_stats {
 // Work a chunk's exp pass does along the way (its loads and stores hide behind
 // the exps): the max of the chunk the caller processes next (next_n > 0; the
 // result, as chunk_max has it, in next_max), and the last pass of a chunk whose
-// row is complete (write_n > 0): write_y *= a, or with write_x,
-// write_y = (write_x - a) - b. The results are those of the separate passes.
+// row is complete (write_n > 0): softmax's write_y *= a, or with write_x
+// log-softmax's log_softmax_chunk_write(write_x, write_y, write_n, a, b, c).
+// The results are those of the separate passes.
 struct chunk_side {
   const float *next = nullptr;
   std::size_t next_n = 0;
@@ -72,7 +73,7 @@ struct chunk_side {
   const float *write_x = nullptr;
   float *write_y = nullptr;
   std::size_t write_n = 0;
-  float a = 0.0f, b = 0.0f;
+  float a = 0.0f, b = 0.0f, c = 0.0f;
 };
 
 struct kernel_table {
@@ -99,6 +100,14 @@ struct kernel_table {
                             chunk_side *side);
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
+  // Log-softmax of tensors in cache, in two passes. The first, over a chunk with
+  // max = chunk_max(x) > -inf, returns the sum of exp(x - max) and may leave
+  // x - max in y. The last writes y = (x - row_max) - log_sum, from x, or from
+  // what the first left in y as y - shift, shift = (row_max - max) + log_sum
+  // rounded once (then x is not read: y may have overwritten it). A
+  // chunk_side's log-softmax write is this last pass.
+  double (*log_shift_chunk)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
+  void (*log_shifted_write)(const float *x, float *y, std::size_t n, float row_max, float log_sum, float shift);
 
   // --- column blocks, inner > 1. scratch: n * width floats of the caller's,
   // or nullptr when even a narrow block is too large (the kernel then walks x).

@@ -151,8 +151,19 @@ span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smoot
   return st;
 }
 
+// The reference path leaves y alone and writes from x in the last pass.
+double log_shift_chunk(const float *x, float *, std::size_t n, float max, chunk_side *side) {
+  const double s = exp_sum({x, n, 1}, max);
+  do_side(side);
+  return s;
+}
+
 void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
   for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>((static_cast<double>(x[i]) - max) - log_sum);
+}
+
+void log_shifted_write(const float *x, float *y, std::size_t n, float max, float log_sum, float) {
+  log_softmax_chunk_write(x, y, n, max, log_sum);
 }
 
 void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *) {
@@ -273,7 +284,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   softmax_rows, log_softmax_rows,
                               logsumexp_rows,     stats_rows,        span_max, softmax_chunk_exp, scale,
-                              stats_chunk,        log_softmax_chunk_write, softmax_cols, log_softmax_cols,
+                              stats_chunk,        log_softmax_chunk_write, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols,
                               logsumexp_cols,     stats_cols,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols,
                               softmax_backward_rows, softmax_backward_chunk_sum, softmax_backward_chunk_write,

@@ -74,7 +74,7 @@ void ce_grad_rows(const float *x, float *dx, std::size_t rows, std::size_t n, co
   if (with_short_count(n, [&](auto nv) { ce_grad_short<decltype(nv)::value>(x, dx, rows, n, w, g); })) return;
   for (std::size_t r = 0; r < rows; ++r, x += n, dx += n) {
     const float m = row_max(x, n);
-    const double s = row_exp_sum<true>(x, dx, n, m);  // the exps, in dx
+    const double s = row_exp_sum<kStoreExp>(x, dx, n, m);  // the exps, in dx
     ce_affine(dx, n, w, static_cast<float>(g[r].a / s), g[r].b);
     if (g[r].t >= 0) dx[g[r].t] -= g[r].c;
   }
@@ -274,7 +274,7 @@ inline void soft_sums(const float *x, const float *t, std::size_t n, const float
 inline soft_stats soft_span(const float *x, const float *t, std::size_t n, const float *w, float keep, float add) {
   soft_stats st;
   st.max = chunk_max(x, n);
-  st.sum = row_exp_sum<false>(x, nullptr, n, st.max);
+  st.sum = row_exp_sum<kStoreNone>(x, nullptr, n, st.max);
   soft_sums(x, t, n, w, st.max, keep, add, &st.dist, &st.mass);
   return st;
 }
@@ -340,6 +340,8 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       scale,
                       stats_chunk,
                       log_softmax_chunk_write,
+                      log_shift_chunk,
+                      log_shifted_write,
                       softmax_cols,
                       log_softmax_cols,
                       logsumexp_cols,

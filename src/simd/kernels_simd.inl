@@ -178,18 +178,19 @@ struct side_max {
   }
 };
 
-// The last pass of a finished span: y *= a (softmax), or with Log,
-// y = (x - a) - b (log-softmax: two roundings, so the error follows |x - max|
-// rather than |max|).
-template <bool Log>
+// The last pass of a finished span: y *= a (softmax); y = (x - a) - b
+// (log-softmax: two roundings, so the error follows |x - max| rather than
+// |max|); or y -= b (log-softmax from the shifted x a first pass left in y).
+enum write_mode { kScale, kLogFromX, kSubtract };
+template <int Mode>
 struct side_write {
   const float *x;
   float *y;
   std::size_t n, done = 0;
   vf a, b;
   side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_) : x(x_), y(y_), n(n_), a(a_), b(b_) {}
-  vf of(vf v) const { return Log ? (v - a) - b : v * a; }
-  const float *src() const { return Log ? x : y; }
+  vf of(vf v) const { return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a; }
+  const float *src() const { return Mode == kLogFromX ? x : y; }
   void block(std::size_t i) {
     if (i + kUnroll * W > n) return;
     for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + i + v * W)).store_unaligned(y + i + v * W);
@@ -228,7 +229,9 @@ inline float row_max(const float *x, std::size_t n) {
 
 // Sum of exp(x - m); with Store, also y = exp(x - m). The side's work rides
 // along. Fast: the unclamped exp (see exp_unclamped).
-template <bool Store, bool Fast, class Side>
+enum store_what { kStoreNone, kStoreExp, kStoreShifted };  // y = nothing, exp(x - m), x - m
+
+template <int Store, bool Fast, class Side>
 inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
   // A local copy: its accumulators then stay in registers through the loop.
   typename std::decay<Side>::type side = side_out;
@@ -240,15 +243,14 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
     const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; i < end; i += step) {
-      const vf e0 = exp_pass<Fast>(vf::load_unaligned(x + i) - vm);
-      const vf e1 = exp_pass<Fast>(vf::load_unaligned(x + i + W) - vm);
-      const vf e2 = exp_pass<Fast>(vf::load_unaligned(x + i + 2 * W) - vm);
-      const vf e3 = exp_pass<Fast>(vf::load_unaligned(x + i + 3 * W) - vm);
-      if (Store) {
-        e0.store_unaligned(y + i);
-        e1.store_unaligned(y + i + W);
-        e2.store_unaligned(y + i + 2 * W);
-        e3.store_unaligned(y + i + 3 * W);
+      const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
+      const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
+      const vf e0 = exp_pass<Fast>(d0), e1 = exp_pass<Fast>(d1), e2 = exp_pass<Fast>(d2), e3 = exp_pass<Fast>(d3);
+      if (Store != kStoreNone) {
+        (Store == kStoreExp ? e0 : d0).store_unaligned(y + i);
+        (Store == kStoreExp ? e1 : d1).store_unaligned(y + i + W);
+        (Store == kStoreExp ? e2 : d2).store_unaligned(y + i + 2 * W);
+        (Store == kStoreExp ? e3 : d3).store_unaligned(y + i + 3 * W);
       }
       side.block(i);
       a0 += e0;
@@ -263,13 +265,13 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
   }
   vf a(0.0f);
   for (; i + W <= n; i += W) {
-    const vf e = exp_pass<Fast>(vf::load_unaligned(x + i) - vm);
-    if (Store) e.store_unaligned(y + i);
+    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast>(d);
+    if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
     a += e;
   }
   if (i < n) {
-    const vf e = exp_pass<Fast>(isa_ops::load_tail(x + i, n - i, kNegInf) - vm);
-    if (Store) isa_ops::store_tail(y + i, e, n - i);
+    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast>(d);
+    if (Store != kStoreNone) isa_ops::store_tail(y + i, Store == kStoreExp ? e : d, n - i);
     a += e;
   }
   acc.add(a);
@@ -283,9 +285,9 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
 // a NaN, an input beyond the reduction) the pass runs again, clamped; the
 // side's work was done by the first pass. In place, the first pass would have
 // overwritten its input: clamped from the start.
-template <bool Store, class Side = no_side>
+template <int Store, class Side = no_side>
 inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side = Side{}) {
-  if (kFastExp && !(Store && x == y)) {
+  if (kFastExp && !(Store != kStoreNone && x == y)) {
     const double s = exp_sum_pass<Store, true>(x, y, n, m, side);
     if (s <= __DBL_MAX__) return s;
     return exp_sum_pass<Store, false>(x, y, n, m, no_side{});
@@ -309,13 +311,13 @@ inline max_sum max_sum_known(const float *x, std::size_t n, float m, Side &&side
       if (x[i] != x[i]) return {x[i], static_cast<double>(x[i])};
     return {-__FLT_MAX__, 0.0};
   }
-  return {m, row_exp_sum<false>(x, nullptr, n, m, side)};
+  return {m, row_exp_sum<kStoreNone>(x, nullptr, n, m, side)};
 }
 
-inline void row_scale(float *y, std::size_t n, float factor) { side_write<false>(nullptr, y, n, factor, 0.0f).finish(); }
+inline void row_scale(float *y, std::size_t n, float factor) { side_write<kScale>(nullptr, y, n, factor, 0.0f).finish(); }
 
 inline void row_log_write(const float *x, float *y, std::size_t n, float m, float log_sum) {
-  side_write<true>(x, y, n, m, log_sum).finish();
+  side_write<kLogFromX>(x, y, n, m, log_sum).finish();
 }
 
 // Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null).
@@ -551,7 +553,7 @@ void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   if (rows == 0) return;
   if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
     for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
-      const double s = row_exp_sum<true>(x, y, n, row_max(x, n));
+      const double s = row_exp_sum<kStoreExp>(x, y, n, row_max(x, n));
       row_scale(y, n, static_cast<float>(1.0 / s));
     }
     return;
@@ -559,8 +561,8 @@ void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   float max = row_max(x, n), factor = 0.0f;
   for (std::size_t r = 0; r < rows; ++r) {
     auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
-                      side_write<false>(nullptr, r > 0 ? y + (r - 1) * n : y, r > 0 ? n : 0, factor, 0.0f));
-    const double s = row_exp_sum<true>(x + r * n, y + r * n, n, max, side);
+                      side_write<kScale>(nullptr, r > 0 ? y + (r - 1) * n : y, r > 0 ? n : 0, factor, 0.0f));
+    const double s = row_exp_sum<kStoreExp>(x + r * n, y + r * n, n, max, side);
     max = side.first.result;
     factor = static_cast<float>(1.0 / s);
   }
@@ -590,7 +592,7 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
   for (std::size_t r = 0; r < rows; ++r) {
     const std::size_t p = r > 0 ? (r - 1) * n : 0;
     auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
-                      side_write<true>(x + p, y + p, r > 0 ? n : 0, prev_max, prev_log_sum));
+                      side_write<kLogFromX>(x + p, y + p, r > 0 ? n : 0, prev_max, prev_log_sum));
     const max_sum ms = max_sum_known(x + r * n, n, max, side);
     max = side.first.result;
     prev_max = ms.max;
@@ -651,12 +653,12 @@ inline auto with_chunk_side(chunk_side *cs, F &&f) {
     if (cs->next_n) cs->next_max = nan_if_all_low(cs->next, cs->next_n, side.first.result);
     return result;
   };
-  if (cs->write_x) return run(side_write<true>(cs->write_x, cs->write_y, cs->write_n, cs->a, cs->b));
-  return run(side_write<false>(nullptr, cs->write_y, cs->write_n, cs->a, cs->b));
+  if (cs->write_x) return run(side_write<kSubtract>(nullptr, cs->write_y, cs->write_n, 0.0f, cs->c));
+  return run(side_write<kScale>(nullptr, cs->write_y, cs->write_n, cs->a, cs->b));
 }
 
 double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
-  return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<true>(x, y, n, max, s); });
+  return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<kStoreExp>(x, y, n, max, s); });
 }
 
 void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
@@ -669,6 +671,16 @@ span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool
   st.sum = ms.sum;
   st.smooth = smooth ? row_smooth_sum(x, n, weights, st.max) : 0.0;
   return st;
+}
+
+// The shifted x goes to y during the exp pass (a store, hidden there); the last
+// pass is then y -= shift in place, cheaper than reading x and writing y.
+double log_shift_chunk(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
+  return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<kStoreShifted>(x, y, n, max, s); });
+}
+
+void log_shifted_write(const float *, float *y, std::size_t n, float, float, float shift) {
+  side_write<kSubtract>(nullptr, y, n, 0.0f, shift).finish();
 }
 
 void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
