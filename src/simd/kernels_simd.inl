@@ -588,17 +588,24 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
     }
     return;
   }
-  float max = row_max(x, n), prev_max = 0.0f, prev_log_sum = 0.0f;
+  // The exp pass leaves x - max in y, and the next row's pass subtracts the log
+  // of the sum in place: the same two roundings as (x - max) - log_sum.
+  float max = row_max(x, n), prev_log_sum = 0.0f;
+  bool pending = false;  // row r - 1 waits for its subtraction
   for (std::size_t r = 0; r < rows; ++r) {
-    const std::size_t p = r > 0 ? (r - 1) * n : 0;
     auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
-                      side_write<kLogFromX>(x + p, y + p, r > 0 ? n : 0, prev_max, prev_log_sum));
-    const max_sum ms = max_sum_known(x + r * n, n, max, side);
+                      side_write<kSubtract>(nullptr, y + (r > 0 ? r - 1 : 0) * n, pending ? n : 0, 0.0f, prev_log_sum));
+    if (max == kNegInf) {  // nothing above -inf: written at once, from x
+      const max_sum ms = max_sum_known(x + r * n, n, max, side);
+      row_log_write(x + r * n, y + r * n, n, ms.max, static_cast<float>(std::log(ms.sum)));
+      pending = false;
+    } else {
+      prev_log_sum = static_cast<float>(std::log(row_exp_sum<kStoreShifted>(x + r * n, y + r * n, n, max, side)));
+      pending = true;
+    }
     max = side.first.result;
-    prev_max = ms.max;
-    prev_log_sum = static_cast<float>(std::log(ms.sum));
   }
-  row_log_write(x + (rows - 1) * n, y + (rows - 1) * n, n, prev_max, prev_log_sum);
+  if (pending) side_write<kSubtract>(nullptr, y + (rows - 1) * n, n, 0.0f, prev_log_sum).finish();
 }
 
 void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
