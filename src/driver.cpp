@@ -289,7 +289,14 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   const bool soft = kind == normalize::softmax;
-  if (inner > 1) {
+  if (inner > 1 && inner <= column_blocks(n, inner).width) {  // a slab per outer index
+    // From memory, two slabs of scratch per thread keep the exps in cache.
+    const bool cold = total > kColdElements && 2 * n * inner <= kColScratch;
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      const std::unique_ptr<float[]> scratch(cold ? new float[2 * n * inner] : nullptr);
+      k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, !soft, scratch.get());
+    });
+  } else if (inner > 1) {
     const column_blocks cb(n, inner);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {

@@ -115,6 +115,13 @@ struct kernel_table {
                        float *scratch);
   void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
                            float *scratch);
+  // `count` whole slabs [n, inner] one after another (inner <= kColBlock: one
+  // block each): softmax or, with log, log-softmax, pipelined so that a slab's
+  // exp pass also finds the next slab's column maxima and writes the previous
+  // slab. scratch: null (data in cache), or 2 * n * inner floats for tensors
+  // from memory (the exps stay there, the output is written once).
+  void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
+                float *scratch);
   void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,

@@ -174,6 +174,11 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
 }
 
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *) {
+  for (std::size_t s = 0; s < count; ++s)
+    (log ? log_softmax_cols : softmax_cols)(x + s * n * inner, y + s * n * inner, n, inner, inner, nullptr);
+}
+
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width, float *) {
   for (std::size_t j = 0; j < width; ++j) out[j] = logsumexp_of({x + j, n, stride});
 }
@@ -284,7 +289,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   softmax_rows, log_softmax_rows,
                               logsumexp_rows,     stats_rows,        span_max, softmax_chunk_exp, scale,
-                              stats_chunk,        log_softmax_chunk_write, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols,
+                              stats_chunk,        log_softmax_chunk_write, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols, slabs,
                               logsumexp_cols,     stats_cols,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols,
                               softmax_backward_rows, softmax_backward_chunk_sum, softmax_backward_chunk_write,

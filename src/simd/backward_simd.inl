@@ -344,6 +344,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_shifted_write,
                       softmax_cols,
                       log_softmax_cols,
+                      slabs,
                       logsumexp_cols,
                       stats_cols,
                       ce_grad_rows,

@@ -941,6 +941,119 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   b.write(y, x, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
 }
 
+// ---------------------------------------------------------------------------
+// Slabs: whole [n, inner] tensors in a row, pipelined as rows are. One pass
+// over a group of up to 4 vectors of columns of slab s: per lane sums of
+// exp(x - m) (the exps stored in y for softmax), and along the same rows the
+// next slab's column maxima and the previous slab's write, y *= a (softmax) or
+// y = (x - a) - b (log-softmax). The same arithmetic as softmax_cols.
+struct slab_group {
+  std::size_t inner, v0, nv;  // vectors v0 .. v0 + nv - 1 of each row, nv <= 4
+  std::size_t lanes(std::size_t k) const { return min_size(W, inner - (v0 + k) * W); }
+  const float *at(const float *p, std::size_t r, std::size_t k) const { return p + r * inner + (v0 + k) * W; }
+  float *at(float *p, std::size_t r, std::size_t k) const { return p + r * inner + (v0 + k) * W; }
+  vf load(const float *p, std::size_t r, std::size_t k, float fill) const {
+    return lanes(k) == W ? vf::load_unaligned(at(p, r, k)) : isa_ops::load_tail(at(p, r, k), lanes(k), fill);
+  }
+};
+
+// Where a slab's exps go and its output is written from. In cache, the exps
+// go to y and the write scales them in place. From memory, with scratch (two
+// slabs' worth), the exps stay in the cache and the output goes straight to
+// memory (around the caches when aligned): no read of y before its write.
+struct slab_out {
+  float *y;          // the output
+  float *exps;       // where the exps are (y, or a scratch slab)
+  bool stream;       // store y around the caches
+  void put(const slab_group &g, std::size_t r, std::size_t k, vf v) const {
+    if (stream && g.lanes(k) == W)
+      isa_ops::store_stream(g.at(y, r, k), v);
+    else
+      col_store(g.at(y, r, k), v, g.lanes(k));
+  }
+};
+
+template <bool Log>
+inline vf slab_write_value(const slab_group &g, std::size_t r, std::size_t k, const float *x, const slab_out &o,
+                           vf a, vf b) {
+  return Log ? (g.load(x, r, k, 0.0f) - a) - b : g.load(o.exps, r, k, 0.0f) * a;
+}
+
+template <bool Log>
+inline void slab_pass(const slab_group &g, std::size_t n, const float *x, const slab_out &out, const vf *m,
+                      wide_sum *acc, const float *next_x, vf *next_m, const float *prev_x, const slab_out *prev,
+                      const vf *a, const vf *b) {
+  for (std::size_t k = 0; k < g.nv; ++k) acc[k] = wide_sum{};
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
+    for (; r < end; ++r)
+      for (std::size_t k = 0; k < g.nv; ++k) {
+        const vf e = exp_nonpos(g.load(x, r, k, kNegInf) - m[k]);
+        if (!Log) col_store(g.at(out.exps, r, k), e, g.lanes(k));
+        s[k] += e;
+        if (next_x) {
+          // 4 KiB ahead: the next slab comes from memory at the exps' pace, and
+          // the hardware prefetcher alone falls behind.
+          __builtin_prefetch(g.at(next_x, r, k) + 1024);
+          next_m[k] = xsimd::max(next_m[k], g.load(next_x, r, k, kNegInf));
+        }
+        if (prev) prev->put(g, r, k, slab_write_value<Log>(g, r, k, prev_x, *prev, a[k], b[k]));
+      }
+    for (std::size_t k = 0; k < g.nv; ++k) acc[k].add(s[k]);
+  }
+}
+
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *scratch) {
+  constexpr std::size_t kMax = col_block::kMaxVecs;
+  const std::size_t vecs = (inner + W - 1) / W, size = n * inner;
+  const bool stream = scratch && reinterpret_cast<std::uintptr_t>(y) % sizeof(vf) == 0 &&
+                      (inner * sizeof(float)) % sizeof(vf) == 0;
+  const auto out_of = [&](std::size_t s) {
+    return slab_out{y + s * size, scratch ? scratch + (s % 2) * size : y + s * size, stream};
+  };
+  vf m[kMax], next_m[kMax], a[kMax], b[kMax];
+  wide_sum acc[kMax];
+  col_block(x, n, inner, inner, nullptr).max(m);
+  for (std::size_t s = 0; s < count; ++s) {
+    const float *xs = x + s * size;
+    const bool next = s + 1 < count;
+    const slab_out out = out_of(s), prev = out_of(s > 0 ? s - 1 : 0);
+    for (std::size_t v = 0; v < vecs; ++v) next_m[v] = vf(kNegInf);
+    for (std::size_t v0 = 0; v0 < vecs; v0 += 4) {
+      const slab_group g{inner, v0, min_size(4, vecs - v0)};
+      const float *nx = next ? xs + size : nullptr;
+      const float *px = s > 0 ? xs - size : nullptr;
+      const slab_out *pv = s > 0 ? &prev : nullptr;
+      if (log)
+        slab_pass<true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+      else
+        slab_pass<false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+    }
+    for (std::size_t v = 0; v < vecs; ++v) {
+      if (log) {
+        a[v] = m[v];
+        b[v] = log_ge1(col_sums_f32(acc[v]));
+      } else {
+        a[v] = vf(1.0f) / col_sums_f32(acc[v]);
+      }
+      m[v] = next_m[v];
+    }
+  }
+  // The last slab's write, on its own.
+  const float *xl = x + (count - 1) * size;
+  const slab_out last = out_of(count - 1);
+  for (std::size_t v0 = 0; v0 < vecs; v0 += 4) {
+    const slab_group g{inner, v0, min_size(4, vecs - v0)};
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t k = 0; k < g.nv; ++k)
+        last.put(g, r, k,
+                 log ? slab_write_value<true>(g, r, k, xl, last, a[v0 + k], b[v0 + k])
+                     : slab_write_value<false>(g, r, k, xl, last, a[v0 + k], b[v0 + k]));
+  }
+  if (stream) isa_ops::stream_fence();
+}
+
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                     float *scratch) {
   const col_block b(x, n, stride, width, scratch);
