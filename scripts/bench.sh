@@ -85,8 +85,10 @@ else
 fi
 [[ -x "$bin" ]] || { say "no $bin (build it, or drop --no-build)"; exit 1; }
 
-# 3. Run. Everything in one process, except oneDNN held to AVX2: ONEDNN_MAX_CPU_ISA
-#    is read once, at oneDNN's first use, so that is a second, short process.
+# 3. Run. softkit, libtorch and the floors in one process; oneDNN in processes of
+#    its own: with libtorch loaded in the same process oneDNN measured up to 2.5x
+#    slower than alone, and ONEDNN_MAX_CPU_ISA (the AVX2 run) is read once, at
+#    oneDNN's first use.
 args=(--benchmark_out_format=json)
 [[ $quick -eq 1 ]] && args+=(--sk_quick)
 [[ -n "$filter" ]] && args+=("--benchmark_filter=$filter")
@@ -105,9 +107,16 @@ fi
 runs=("$out/run_main.json")
 rm -f "$out"/run_*.json
 say "[3/4] running (progress: [case/of cases]; log: $log)"
-if ! "$bin" "${args[@]}" --benchmark_out="$out/run_main.json" 2>&1 | tee -a "$log"; then
+if ! "$bin" "${args[@]}" --sk_impls=softkit,torch,naive,memcpy,readsum,add --benchmark_out="$out/run_main.json" \
+    2>&1 | tee -a "$log"; then
   say "softkit_bench failed (log: $log)"
   exit 1
+fi
+say "[3/4] oneDNN"
+if "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_onednn.json" 2>&1 | tee -a "$log"; then
+  runs+=("$out/run_onednn.json")
+else
+  say "the oneDNN run failed; going on without it"
 fi
 
 # oneDNN held to AVX2, as the peer of softkit's avx2 path: when avx2 is among the
