@@ -86,9 +86,9 @@ fi
 [[ -x "$bin" ]] || { say "no $bin (build it, or drop --no-build)"; exit 1; }
 
 # 3. Run. softkit, libtorch and the floors in one process; oneDNN in processes of
-#    its own: with libtorch loaded in the same process oneDNN measured up to 2.5x
-#    slower than alone, and ONEDNN_MAX_CPU_ISA (the AVX2 run) is read once, at
-#    oneDNN's first use.
+#    its own: with libtorch in the same process oneDNN measured slower (1.4 against
+#    2.0 G/s, back to back), and ONEDNN_MAX_CPU_ISA (the AVX2 run) is read once,
+#    at oneDNN's first use.
 args=(--benchmark_out_format=json)
 [[ $quick -eq 1 ]] && args+=(--sk_quick)
 [[ -n "$filter" ]] && args+=("--benchmark_filter=$filter")
