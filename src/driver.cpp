@@ -37,46 +37,19 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
   std::vector<float> factor(parts.size());
   std::vector<char> zero(parts.size());
   const auto row_done = [&](std::size_t o) {
-    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
-    for (std::size_t c = 0; c < ch.chunks; ++c) {
-      const span_stats &p = parts[o * ch.chunks + c];
-      zero[o * ch.chunks + c] = p.max == -kInf && t.max != -kInf && t.max == t.max;
-      factor[o * ch.chunks + c] = static_cast<float>(std::exp(static_cast<double>(p.max) - t.max) / t.sum);
-    }
+    const std::size_t first = o * ch.chunks;
+    softmax_factors(&parts[first], ch.chunks, 1.0, &factor[first], &zero[first]);
   };
   const auto write = [&](std::size_t it, chunk_side &side) {
-    const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
     if (zero[it]) {
-      std::memset(y + off, 0, len * sizeof(float));
+      std::memset(y + ch.offset(it), 0, ch.span(it) * sizeof(float));
       return;
     }
-    side.write_y = y + off;
-    side.write_n = len;
+    side.write_y = y + ch.offset(it);
+    side.write_n = ch.span(it);
     side.a = factor[it];
   };
-  const fuse how = write_fusion(outer, n, threads);
-  if (how == fuse::max_write) {
-    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
-      walk_chunks(
-          k, x, ch, b * ch.chunks, e * ch.chunks, how,
-          [&](std::size_t it, float max, chunk_side *side) {
-            const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
-            parts[it].max = max;
-            parts[it].sum = k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), max, side);
-          },
-          row_done, write);
-    });
-    return;
-  }
-  chunk_exps(k, x, y, ch, parts.data(), parts.size(), how, threads);
-  for (std::size_t o = 0; o < outer; ++o) row_done(o);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      chunk_side side;
-      write(it, side);
-      if (side.write_n) k.scale(side.write_y, side.write_n, side.a);
-    }
-  });
+  walk_long_rows(k, x, ch, outer, threads, chunk_exp_pass(k, x, y, ch, parts.data()), row_done, write);
 }
 
 // inner == 1, rows of more than kRowChunk: the first pass over each chunk
@@ -85,79 +58,48 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
 // and the last pass reads x. The choice is the shape's, never the threads'.
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
-  if (outer * n > kColdElements) {
-    const chunking ch(n);
-    const std::vector<span_stats> parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
-    std::vector<row_total> rows(outer);
-    std::vector<float> log_sum(outer);
-    for (std::size_t o = 0; o < outer; ++o) {
-      rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
-      log_sum[o] = static_cast<float>(std::log(rows[o].sum));
-    }
-    parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t it = b; it < e; ++it) {
-        const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
-        k.log_softmax_chunk_write(x + off, y + off, ch.length(it % ch.chunks), rows[o].max, log_sum[o]);
-      }
-    });
-    return;
-  }
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<row_total> rows(outer);
   std::vector<float> log_sum(outer), shift(parts.size());
+  const bool shifted = outer * n <= kColdElements;
   const auto row_done = [&](std::size_t o) {
     rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
     log_sum[o] = static_cast<float>(std::log(rows[o].sum));
     for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it)
       shift[it] = static_cast<float>((static_cast<double>(rows[o].max) - parts[it].max) + log_sum[o]);
   };
+  if (!shifted) {
+    parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+    for (std::size_t o = 0; o < outer; ++o) row_done(o);
+    parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it) {
+        const std::size_t o = it / ch.chunks;
+        k.log_softmax_chunk_write(x + ch.offset(it), y + ch.offset(it), ch.span(it), rows[o].max, log_sum[o]);
+      }
+    });
+    return;
+  }
   const auto first = [&](std::size_t it, float max, chunk_side *side) {
-    const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
     parts[it].max = max;
-    // A chunk of only -inf has nothing to sum; its output is a fill (below).
-    if (max == -kInf) {
-      parts[it].sum = 0.0;
-      if (side && side->next_n) side->next_max = k.chunk_max(side->next, side->next_n);
-      if (side && side->write_n)
-        k.log_shifted_write(side->write_x, side->write_y, side->write_n, side->a, side->b, side->c);
-      return;
-    }
-    parts[it].sum = k.log_shift_chunk(x + off, y + off, len, max, side);
+    parts[it].sum = k.log_shift_chunk(x + ch.offset(it), y + ch.offset(it), ch.span(it), max, side);
   };
   const auto write = [&](std::size_t it, chunk_side &side) {
-    const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks), len = ch.length(it % ch.chunks);
-    if (parts[it].max == -kInf) {  // -inf where the row has a finite max, else NaN (as PyTorch)
+    const std::size_t o = it / ch.chunks;
+    if (parts[it].max == -kInf) {  // nothing above -inf: -inf where the row has a finite max, else NaN (as PyTorch)
       const float m = rows[o].max;
       const float fill = m == m && m != -kInf && m != kInf ? -kInf : std::numeric_limits<float>::quiet_NaN();
-      std::fill(y + off, y + off + len, fill);
+      std::fill(y + ch.offset(it), y + ch.offset(it) + ch.span(it), fill);
       return;
     }
-    side.write_x = x + off;
-    side.write_y = y + off;
-    side.write_n = len;
+    side.write_x = x + ch.offset(it);
+    side.write_y = y + ch.offset(it);
+    side.write_n = ch.span(it);
     side.a = rows[o].max;
     side.b = log_sum[o];
     side.c = shift[it];
   };
-  const fuse how = write_fusion(outer, n, threads);
-  if (how == fuse::max_write) {
-    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
-      walk_chunks(k, x, ch, b * ch.chunks, e * ch.chunks, how, first, row_done, write);
-    });
-    return;
-  }
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    walk_chunks(k, x, ch, b, e, fuse::max, first, [](std::size_t) {}, [](std::size_t, chunk_side &) {});
-  });
-  for (std::size_t o = 0; o < outer; ++o) row_done(o);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      chunk_side side;
-      write(it, side);
-      if (side.write_n) k.log_shifted_write(side.write_x, side.write_y, side.write_n, side.a, side.b, side.c);
-    }
-  });
+  walk_long_rows(k, x, ch, outer, threads, first, row_done, write);
 }
 
 // --- cross-entropy

@@ -83,19 +83,14 @@ void grad_long_rows(const kernel_table &k, const grad_setup &s, const float *x, 
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   const fuse how = write_fusion(outer, n, threads) == fuse::none ? fuse::none : fuse::max;
-  chunk_exps(k, x, dx, ch, parts.data(), parts.size(), how, threads);
+  first_pass(k, x, ch, parts.size(), how, threads, chunk_exp_pass(k, x, dx, ch, parts.data()));
   std::vector<ce_grad> g(outer);
   std::vector<float> factor(parts.size());
   std::vector<char> zero(parts.size());
   for (std::size_t o = 0; o < outer; ++o) {
     g[o] = s.of(targets[o], o);
-    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
-    for (std::size_t c = 0; c < ch.chunks; ++c) {
-      const span_stats &p = parts[o * ch.chunks + c];
-      zero[o * ch.chunks + c] = p.max == -kInf && t.max != -kInf && t.max == t.max;
-      factor[o * ch.chunks + c] =
-          static_cast<float>(g[o].a * (std::exp(static_cast<double>(p.max) - t.max) / t.sum));
-    }
+    const std::size_t first = o * ch.chunks;
+    softmax_factors(&parts[first], ch.chunks, g[o].a, &factor[first], &zero[first]);
   }
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {
@@ -262,8 +257,8 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
     std::vector<soft_stats> parts(outer * ch.chunks);
     parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it) {
-        const std::size_t off = (it / ch.chunks) * classes + ch.begin(it % ch.chunks);
-        parts[it] = k.soft_ce_chunk(logits + off, target_probs + off, ch.length(it % ch.chunks),
+        const std::size_t off = ch.offset(it);
+        parts[it] = k.soft_ce_chunk(logits + off, target_probs + off, ch.span(it),
                                     s.weights ? s.weights + ch.begin(it % ch.chunks) : nullptr, s.keep, s.add);
       }
     });
@@ -310,8 +305,8 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
     std::vector<double> parts(outer * ch.chunks);
     parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it) {
-        const std::size_t off = (it / ch.chunks) * n + ch.begin(it % ch.chunks);
-        parts[it] = k.softmax_backward_chunk_sum(y + off, dy + off, ch.length(it % ch.chunks), log);
+        const std::size_t off = ch.offset(it);
+        parts[it] = k.softmax_backward_chunk_sum(y + off, dy + off, ch.span(it), log);
       }
     });
     std::vector<float> row_sum(outer);
@@ -322,8 +317,8 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
     }
     parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it) {
-        const std::size_t o = it / ch.chunks, off = o * n + ch.begin(it % ch.chunks);
-        k.softmax_backward_chunk_write(y + off, dy + off, dx + off, ch.length(it % ch.chunks), row_sum[o], log);
+        const std::size_t off = ch.offset(it);
+        k.softmax_backward_chunk_write(y + off, dy + off, dx + off, ch.span(it), row_sum[it / ch.chunks], log);
       }
     });
   }

@@ -137,11 +137,24 @@ inline row_total combine(const span_stats *parts, std::size_t count) {
   return t;
 }
 
+// Each chunk's factor to its row's softmax, scale * exp(chunk max - row max) / sum,
+// and whether it holds nothing above -inf under a finite row max (zeros there).
+inline void softmax_factors(const span_stats *parts, std::size_t chunks, double scale, float *factor, char *zero) {
+  const row_total t = combine(parts, chunks);
+  for (std::size_t c = 0; c < chunks; ++c) {
+    zero[c] = parts[c].max == -kInf && t.max != -kInf && t.max == t.max;
+    factor[c] = static_cast<float>(scale * (std::exp(static_cast<double>(parts[c].max) - t.max) / t.sum));
+  }
+}
+
 struct chunking {
   std::size_t n, chunks;
   explicit chunking(std::size_t row) : n(row), chunks(ceil_div(row, kRowChunk)) {}
   std::size_t begin(std::size_t c) const { return c * kRowChunk; }
   std::size_t length(std::size_t c) const { return min_size(kRowChunk, n - c * kRowChunk); }
+  // Item it of the [rows, chunks] grid: chunk it % chunks of row it / chunks.
+  std::size_t offset(std::size_t it) const { return (it / chunks) * n + begin(it % chunks); }
+  std::size_t span(std::size_t it) const { return length(it % chunks); }
 };
 
 // How much of a long row's work one chunk's exp pass takes along.
@@ -157,34 +170,37 @@ enum class fuse {
 // pass also does the last pass of item it - chunks, which write(item, side)
 // describes, and the last row's last passes run on their own. The results do
 // not depend on the range nor on the fusion.
+// A chunk_side's write on its own: softmax's scaling or log-softmax's last pass.
+inline void run_write(const kernel_table &k, const chunk_side &side) {
+  if (side.write_n == 0) return;
+  if (side.write_x)
+    k.log_shifted_write(side.write_x, side.write_y, side.write_n, side.a, side.b, side.c);
+  else
+    k.scale(side.write_y, side.write_n, side.a);
+}
+
 template <class Exp, class RowDone, class Write>
 void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std::size_t b, std::size_t e,
                  fuse how, Exp &&exp, RowDone &&row_done, Write &&write) {
   if (b >= e) return;
-  const auto at = [&](std::size_t it) { return x + (it / ch.chunks) * ch.n + ch.begin(it % ch.chunks); };
-  const auto length = [&](std::size_t it) { return ch.length(it % ch.chunks); };
   const bool writes = how == fuse::max_write;
-  float max = k.chunk_max(at(b), length(b));
+  float max = k.chunk_max(x + ch.offset(b), ch.span(b));
   for (std::size_t it = b; it < e; ++it) {
     chunk_side side;
     if (it + 1 < e && how != fuse::none) {
-      side.next = at(it + 1);
-      side.next_n = length(it + 1);
+      side.next = x + ch.offset(it + 1);
+      side.next_n = ch.span(it + 1);
     }
     if (writes && it >= b + ch.chunks) write(it - ch.chunks, side);
     exp(it, max, &side);
-    if (it + 1 < e) max = how != fuse::none ? side.next_max : k.chunk_max(at(it + 1), length(it + 1));
+    if (it + 1 < e) max = how != fuse::none ? side.next_max : k.chunk_max(x + ch.offset(it + 1), ch.span(it + 1));
     if (writes && (it + 1) % ch.chunks == 0) row_done(it / ch.chunks);
   }
   if (!writes) return;
   for (std::size_t it = e - ch.chunks; it < e; ++it) {
     chunk_side side;
     write(it, side);
-    if (side.write_n == 0) continue;
-    if (side.write_x)
-      k.log_shifted_write(side.write_x, side.write_y, side.write_n, side.a, side.b, side.c);
-    else
-      k.scale(side.write_y, side.write_n, side.a);
+    run_write(k, side);
   }
 }
 
@@ -196,37 +212,59 @@ inline fuse write_fusion(std::size_t outer, std::size_t n, int threads) {
   return t <= 1 || outer % t == 0 || outer >= 4 * t ? fuse::max_write : fuse::max;
 }
 
+// The first pass over all (row, chunk) items, each thread walking its range
+// with `how` (none or max): exp(it, max, side) per item.
+template <class Exp>
+void first_pass(const kernel_table &k, const float *x, const chunking &ch, std::size_t items, fuse how, int threads,
+                Exp &&exp) {
+  parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
+    walk_chunks(k, x, ch, b, e, how, exp, [](std::size_t) {}, [](std::size_t, chunk_side &) {});
+  });
+}
+
+// A long-row op that writes, over all its (row, chunk) items: with whole rows
+// per thread, one walk whose exp passes carry the writes; else a first pass
+// over the items, every row's row_done, and the writes on their own.
+template <class Exp, class RowDone, class Write>
+void walk_long_rows(const kernel_table &k, const float *x, const chunking &ch, std::size_t outer, int threads,
+                    Exp &&exp, RowDone &&row_done, Write &&write) {
+  const fuse how = write_fusion(outer, ch.n, threads);
+  if (how == fuse::max_write) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      walk_chunks(k, x, ch, b * ch.chunks, e * ch.chunks, how, exp, row_done, write);
+    });
+    return;
+  }
+  const std::size_t items = outer * ch.chunks;
+  first_pass(k, x, ch, items, how, threads, exp);
+  for (std::size_t o = 0; o < outer; ++o) row_done(o);
+  parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      chunk_side side;
+      write(it, side);
+      run_write(k, side);
+    }
+  });
+}
+
 // Phase 1 of the long-row ops without a fused write: the stats of each (row, chunk), in parallel.
 inline std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x, std::size_t outer,
                                            const chunking &ch, const float *weights, bool smooth, int threads) {
   std::vector<span_stats> parts(outer * ch.chunks);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    walk_chunks(
-        k, x, ch, b, e, fuse::max,
-        [&](std::size_t it, float max, chunk_side *side) {
-          const std::size_t o = it / ch.chunks, c = it % ch.chunks;
-          parts[it] = k.stats_chunk(x + o * ch.n + ch.begin(c), ch.length(c), weights ? weights + ch.begin(c) : nullptr,
-                                    smooth, max, side);
-        },
-        [](std::size_t) {}, [](std::size_t, chunk_side &) {});
+  first_pass(k, x, ch, parts.size(), fuse::max, threads, [&](std::size_t it, float max, chunk_side *side) {
+    const float *w = weights ? weights + ch.begin(it % ch.chunks) : nullptr;
+    parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), w, smooth, max, side);
   });
   return parts;
 }
 
-// Phase 1 of softmax-like long rows without a fused write (how: none or max): each chunk's exps
-// (to its own max) in y, its max and sum in parts.
-inline void chunk_exps(const kernel_table &k, const float *x, float *y, const chunking &ch, span_stats *parts,
-                       std::size_t items, fuse how, int threads) {
-  parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
-    walk_chunks(
-        k, x, ch, b, e, how,
-        [&](std::size_t it, float max, chunk_side *side) {
-          const std::size_t off = (it / ch.chunks) * ch.n + ch.begin(it % ch.chunks);
-          parts[it].max = max;
-          parts[it].sum = k.softmax_chunk_exp(x + off, y + off, ch.length(it % ch.chunks), max, side);
-        },
-        [](std::size_t) {}, [](std::size_t, chunk_side &) {});
-  });
+// The exp pass of softmax-like long rows: item it's exps (to its own max) in y,
+// its max and sum in parts.
+inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, const chunking &ch, span_stats *parts) {
+  return [&k, x, y, &ch, parts](std::size_t it, float max, chunk_side *side) {
+    parts[it].max = max;
+    parts[it].sum = k.softmax_chunk_exp(x + ch.offset(it), y + ch.offset(it), ch.span(it), max, side);
+  };
 }
 
 // Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on

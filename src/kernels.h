@@ -101,8 +101,8 @@ struct kernel_table {
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
   // Log-softmax of tensors in cache, in two passes. The first, over a chunk with
-  // max = chunk_max(x) > -inf, returns the sum of exp(x - max) and may leave
-  // x - max in y. The last writes y = (x - row_max) - log_sum, from x, or from
+  // max = chunk_max(x), returns the sum of exp(x - max) and may leave x - max in
+  // y; for max = -inf it returns 0 and leaves y alone (the caller fills it). The last writes y = (x - row_max) - log_sum, from x, or from
   // what the first left in y as y - shift, shift = (row_max - max) + log_sum
   // rounded once (then x is not read: y may have overwritten it). A
   // chunk_side's log-softmax write is this last pass.

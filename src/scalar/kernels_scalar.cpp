@@ -153,7 +153,7 @@ span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smoot
 
 // The reference path leaves y alone and writes from x in the last pass.
 double log_shift_chunk(const float *x, float *, std::size_t n, float max, chunk_side *side) {
-  const double s = exp_sum({x, n, 1}, max);
+  const double s = max == -kInf ? 0.0 : exp_sum({x, n, 1}, max);
   do_side(side);
   return s;
 }

@@ -683,7 +683,13 @@ span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool
 // The shifted x goes to y during the exp pass (a store, hidden there); the last
 // pass is then y -= shift in place, cheaper than reading x and writing y.
 double log_shift_chunk(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
-  return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<kStoreShifted>(x, y, n, max, s); });
+  return with_chunk_side(side, [&](auto &&s) {
+    if (max == kNegInf) {  // nothing above -inf: no sum, and y is the caller's to fill
+      s.finish();
+      return 0.0;
+    }
+    return row_exp_sum<kStoreShifted>(x, y, n, max, s);
+  });
 }
 
 void log_shifted_write(const float *, float *y, std::size_t n, float, float, float shift) {
