@@ -21,37 +21,19 @@ struct Options {
 };
 
 Options decode_options(FuzzedDataProvider &in, std::size_t classes) {
-  Options r;
-  softkit_cross_entropy_options &o = r.o;
-  const std::size_t v1 = offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
-  r.null_opts = in.ConsumeIntegralInRange<int>(0, 9) == 0;
-  switch (in.ConsumeIntegralInRange<int>(0, 9)) {
-    case 0: o.struct_size = v1 - 1; break;
-    case 1: o.struct_size = 0; break;
-    case 2: o.struct_size = sizeof(o) + 64; break;
-    default: break;
-  }
-  const int red = in.ConsumeIntegralInRange<int>(0, 12);
-  // The reduction as the int a C caller passes, invalid ones included: it is read
-  // back as this int only (in C++ an enum holding no enumerator is undefined).
-  const int reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM
-                        : red < 11 ? SOFTKIT_REDUCTION_NONE : red == 11 ? 3 : -1;
-  std::memcpy(&o.reduction, &reduction, sizeof reduction);
-  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
-    case 0: o.ignore_index = classes ? (std::int64_t)in.ConsumeIntegralInRange<std::size_t>(0, classes - 1) : 0; break;
-    case 1: o.ignore_index = -1; break;
-    case 2: o.ignore_index = (std::int64_t)classes; break;
-    default: break;
-  }
   const float smoothings[] = {0.0f, 0.0f, 0.0f, 0.1f, 0.5f, 1.0f, -0.0f, 0.999f, -0.1f, 1.0001f, tu::kNaN, tu::kInf};
-  o.label_smoothing = smoothings[in.ConsumeIntegralInRange<int>(0, 11)];
+  const fz::CeOptions c = fz::decode_ce_options(in, classes, smoothings, false);
+  Options r;
+  r.o = c.o;
+  r.null_opts = c.null_opts;
   r.weighted = in.ConsumeIntegralInRange<int>(0, 2) == 0;
-  r.bad = !r.null_opts && (o.struct_size < v1 ||
-                           (reduction != SOFTKIT_REDUCTION_MEAN && reduction != SOFTKIT_REDUCTION_SUM &&
-                            reduction != SOFTKIT_REDUCTION_NONE) ||
+  const softkit_cross_entropy_options &o = r.o;
+  r.bad = !r.null_opts && (o.struct_size < fz::kOptionsV1 ||
+                           (c.reduction != SOFTKIT_REDUCTION_MEAN && c.reduction != SOFTKIT_REDUCTION_SUM &&
+                            c.reduction != SOFTKIT_REDUCTION_NONE) ||
                            !(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f));
-  r.reduction = r.null_opts ? SOFTKIT_REDUCTION_MEAN : reduction;
-  if (r.null_opts) o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  r.reduction = r.null_opts ? SOFTKIT_REDUCTION_MEAN : c.reduction;
+  if (r.null_opts) r.o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
   return r;
 }
 

@@ -18,6 +18,7 @@
 
 #include <cfloat>
 #include <cstdarg>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -319,6 +320,76 @@ inline Place decode_place(FuzzedDataProvider &in) {
   if (p < 12) return Place::PartialAfter;
   if (p < 13) return Place::PartialBefore;
   return p == 13 ? Place::NullIn : p == 14 ? Place::NullOut : Place::Disjoint;
+}
+
+// Input and output buffers as `place` lays them out: in_n and out_n floats,
+// `shift` floats apart when one starts inside the other, null for NullIn /
+// NullOut. A shared buffer holds the larger of the two.
+struct Buffers {
+  float *in = nullptr, *out = nullptr;
+};
+inline Buffers place_buffers(Arena &arena, Place place, std::size_t in_n, std::size_t out_n, std::size_t shift,
+                             std::size_t misalign_in, std::size_t misalign_out) {
+  const std::size_t both = in_n > out_n ? in_n : out_n;
+  Buffers b;
+  switch (place) {
+    case Place::Disjoint:
+      b.in = arena.alloc_n<float>(in_n, misalign_in);
+      b.out = arena.alloc_n<float>(out_n, misalign_out);
+      break;
+    case Place::Same: b.in = b.out = arena.alloc_n<float>(both, misalign_in); break;
+    case Place::PartialAfter:  // out starts inside in
+      b.in = arena.alloc_n<float>(shift + both, misalign_in);
+      b.out = b.in + shift;
+      break;
+    case Place::PartialBefore:  // in starts inside out
+      b.out = arena.alloc_n<float>(shift + both, misalign_in);
+      b.in = b.out + shift;
+      break;
+    case Place::NullIn: b.out = arena.alloc_n<float>(out_n, misalign_out); break;
+    case Place::NullOut: b.in = arena.alloc_n<float>(in_n, misalign_in); break;
+  }
+  return b;
+}
+
+// Cross-entropy options as a C caller may pass them, NULL one time in ten: a
+// struct_size too small, zero or a later, bigger struct's; every reduction and
+// invalid ones, as the int a C caller passes (it is read back as this int only:
+// in C++ an enum holding no enumerator is undefined); ignore_index inside and
+// outside the classes, INT64_MIN too with lowest_ignore; a smoothing from the list.
+struct CeOptions {
+  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  int reduction = SOFTKIT_REDUCTION_MEAN;
+  bool null_opts = false;
+};
+constexpr std::size_t kOptionsV1 = offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
+template <std::size_t K>
+inline CeOptions decode_ce_options(FuzzedDataProvider &in, std::size_t classes, const float (&smoothings)[K],
+                                   bool lowest_ignore) {
+  CeOptions r;
+  softkit_cross_entropy_options &o = r.o;
+  r.null_opts = in.ConsumeIntegralInRange<int>(0, 9) == 0;
+  switch (in.ConsumeIntegralInRange<int>(0, 9)) {
+    case 0: o.struct_size = kOptionsV1 - 1; break;
+    case 1: o.struct_size = 0; break;
+    case 2: o.struct_size = sizeof(o) + 64; break;  // a later, bigger struct: its tail is there
+    default: break;
+  }
+  const int red = in.ConsumeIntegralInRange<int>(0, 12);
+  r.reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM
+                : red < 11 ? SOFTKIT_REDUCTION_NONE : red == 11 ? 3 : -1;
+  std::memcpy(&o.reduction, &r.reduction, sizeof r.reduction);
+  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+    case 0: o.ignore_index = classes ? (std::int64_t)in.ConsumeIntegralInRange<std::size_t>(0, classes - 1) : 0; break;
+    case 1: o.ignore_index = -1; break;
+    case 2: o.ignore_index = (std::int64_t)classes; break;
+    case 3:
+      if (lowest_ignore) o.ignore_index = std::numeric_limits<std::int64_t>::min();
+      break;
+    default: break;  // -100
+  }
+  o.label_smoothing = smoothings[in.ConsumeIntegralInRange<int>(0, static_cast<int>(K) - 1)];
+  return r;
 }
 
 // ------------------------------------------------------------------ comparisons

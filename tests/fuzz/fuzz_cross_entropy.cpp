@@ -30,31 +30,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   const std::size_t outer = sh.outer, classes = sh.n, inner = sh.inner;
 
   // --- options
-  const bool null_opts = in.ConsumeIntegralInRange<int>(0, 9) == 0;
-  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
-  const std::size_t v1 = offsetof(softkit_cross_entropy_options, class_weights) + sizeof(const float *);
-  switch (in.ConsumeIntegralInRange<int>(0, 9)) {
-    case 0: o.struct_size = v1 - 1; break;
-    case 1: o.struct_size = 0; break;
-    case 2: o.struct_size = sizeof(o) + 64; break;  // a later, bigger struct: its tail is there
-    default: break;
-  }
-  const int red = in.ConsumeIntegralInRange<int>(0, 12);
-  // The reduction as the int a C caller passes, invalid ones included: it is read
-  // back as this int only (in C++ an enum holding no enumerator is undefined).
-  const int reduction = red < 4 ? SOFTKIT_REDUCTION_MEAN : red < 7 ? SOFTKIT_REDUCTION_SUM
-                        : red < 11 ? SOFTKIT_REDUCTION_NONE : red == 11 ? 3 : -1;
-  std::memcpy(&o.reduction, &reduction, sizeof reduction);
-  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
-    case 0: o.ignore_index = classes ? (std::int64_t)in.ConsumeIntegralInRange<std::size_t>(0, classes - 1) : 0; break;
-    case 1: o.ignore_index = -1; break;
-    case 2: o.ignore_index = (std::int64_t)classes; break;
-    case 3: o.ignore_index = std::numeric_limits<std::int64_t>::min(); break;
-    default: break;  // -100
-  }
   const float smoothings[] = {0.0f, 0.0f, 0.0f, 0.1f, 0.5f, 1.0f, -0.0f, 1e-30f, 0.999f,
                               -0.1f, 1.0001f, tu::kNaN, tu::kInf, -tu::kInf};
-  o.label_smoothing = smoothings[in.ConsumeIntegralInRange<int>(0, 13)];
+  const fz::CeOptions opts = fz::decode_ce_options(in, classes, smoothings, true);
+  softkit_cross_entropy_options o = opts.o;
+  const int reduction = opts.reduction;
+  const bool null_opts = opts.null_opts;
+  const std::size_t v1 = fz::kOptionsV1;
   const bool weighted = in.ConsumeIntegralInRange<int>(0, 2) == 0;
 
   // --- data

@@ -23,30 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   const std::vector<float> x = fz::decode_values(in, total);
 
   fz::Arena arena;
-  float *xp = nullptr, *op_ = nullptr;
-  switch (place) {
-    case fz::Place::Disjoint:
-      xp = arena.alloc_n<float>(total, misalign_x);
-      op_ = arena.alloc_n<float>(results, misalign_y);
-      break;
-    case fz::Place::Same:
-      xp = op_ = arena.alloc_n<float>(std::max(total, results), misalign_x);
-      break;
-    case fz::Place::PartialAfter:  // out starts inside x
-      xp = arena.alloc_n<float>(shift + std::max(total, results), misalign_x);
-      op_ = xp + shift;
-      break;
-    case fz::Place::PartialBefore:  // x starts inside out
-      op_ = arena.alloc_n<float>(shift + std::max(total, results), misalign_x);
-      xp = op_ + shift;
-      break;
-    case fz::Place::NullIn:
-      op_ = arena.alloc_n<float>(results, misalign_y);
-      break;
-    case fz::Place::NullOut:
-      xp = arena.alloc_n<float>(total, misalign_x);
-      break;
-  }
+  const fz::Buffers buf = fz::place_buffers(arena, place, total, results, shift, misalign_x, misalign_y);
+  float *xp = buf.in, *op_ = buf.out;
   if (op_)
     for (std::size_t i = 0; i < results; ++i) op_[i] = tu::kSentinel;
   if (xp && total) std::memcpy(xp, x.data(), total * sizeof(float));

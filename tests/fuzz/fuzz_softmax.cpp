@@ -18,30 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   const std::vector<float> x = fz::decode_values(in, total);
 
   fz::Arena arena;
-  float *xp = nullptr, *yp = nullptr;
-  switch (place) {
-    case fz::Place::Disjoint:
-      xp = arena.alloc_n<float>(total, misalign_x);
-      yp = arena.alloc_n<float>(total, misalign_y);
-      break;
-    case fz::Place::Same:
-      xp = yp = arena.alloc_n<float>(total, misalign_x);
-      break;
-    case fz::Place::PartialAfter:
-      xp = arena.alloc_n<float>(total + shift, misalign_x);
-      yp = xp + shift;
-      break;
-    case fz::Place::PartialBefore:
-      yp = arena.alloc_n<float>(total + shift, misalign_x);
-      xp = yp + shift;
-      break;
-    case fz::Place::NullIn:
-      yp = arena.alloc_n<float>(total, misalign_y);
-      break;
-    case fz::Place::NullOut:
-      xp = arena.alloc_n<float>(total, misalign_x);
-      break;
-  }
+  const fz::Buffers buf = fz::place_buffers(arena, place, total, total, shift, misalign_x, misalign_y);
+  float *xp = buf.in, *yp = buf.out;
   if (yp && yp != xp)
     for (std::size_t i = 0; i < total; ++i) yp[i] = tu::kSentinel;
   if (xp && total) std::memcpy(xp, x.data(), total * sizeof(float));
