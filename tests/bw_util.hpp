@@ -19,15 +19,6 @@ struct Ref {
   std::vector<double> scale;  // allowed |got - want| = tol_factor * 2^-23 * scale (+ a subnormal floor)
 };
 
-inline softkit_cross_entropy_options opts(softkit_reduction red, std::int64_t ignore = -100, float e = 0.0f,
-                                          const float *w = nullptr) {
-  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
-  o.reduction = red;
-  o.ignore_index = ignore;
-  o.label_smoothing = e;
-  o.class_weights = w;
-  return o;
-}
 
 // d loss / d logits, PyTorch's chain rule (see softkit.h):
 //   dx[j] = g ((1 - e) w[t] (p[j] - [j == t]) + (e / C) (W p[j] - w[j])), ignored rows 0,

@@ -6,6 +6,17 @@
 
 namespace tu {
 
+// Cross-entropy options with the given reduction, ignore_index, smoothing and weights.
+inline softkit_cross_entropy_options ce_opts(softkit_reduction red, std::int64_t ignore = -100, float smoothing = 0.0f,
+                                             const float *weights = nullptr) {
+  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
+  o.reduction = red;
+  o.ignore_index = ignore;
+  o.label_smoothing = smoothing;
+  o.class_weights = weights;
+  return o;
+}
+
 inline ref::CrossEntropyOptions to_ref(const softkit_cross_entropy_options *o) {
   ref::CrossEntropyOptions r;
   if (o == nullptr) return r;

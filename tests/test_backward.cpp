@@ -66,11 +66,11 @@ TEST_CASE("backward accuracy: rows of every length", "[backward][accuracy]") {
     const auto t = bw::targets(outer, n, -100, 0.2, seed);
     const softkit_reduction red = kReductions[seed % 3];
     const auto dl = dloss_for(red, outer, seed);
-    verify_backward(x, t, outer, n, 1, bw::opts(red), dl, lab);
-    verify_backward(x, t, outer, n, 1, bw::opts(red, -100, 0.1f, w.data()), dl, lab + " weighted e 0.1");
+    verify_backward(x, t, outer, n, 1, tu::ce_opts(red), dl, lab);
+    verify_backward(x, t, outer, n, 1, tu::ce_opts(red, -100, 0.1f, w.data()), dl, lab + " weighted e 0.1");
     const auto tp = bw::probs(outer, n, 1, seed + 3);
-    verify_probs(x, tp, outer, n, 1, bw::opts(red, -100, 0.0f, seed % 2 ? w.data() : nullptr), lab);
-    verify_probs(x, tp, outer, n, 1, bw::opts(SOFTKIT_REDUCTION_NONE, -100, 0.2f), lab + " e 0.2");
+    verify_probs(x, tp, outer, n, 1, tu::ce_opts(red, -100, 0.0f, seed % 2 ? w.data() : nullptr), lab);
+    verify_probs(x, tp, outer, n, 1, tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.2f), lab + " e 0.2");
     for (bool log : {false, true}) {
       const auto y = forward(log, x, outer, n, 1);
       verify_sm(log, y, bw::uniform(x.size(), -1.0f, 1.0f, seed + 11), outer, n, 1, lab);
@@ -92,10 +92,10 @@ TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]
     const auto t = bw::targets(outer * inner, n, 1, 0.2, seed);
     for (softkit_reduction red : kReductions) {
       const auto dl = dloss_for(red, outer * inner, seed);
-      verify_backward(x, t, outer, n, inner, bw::opts(red, 1), dl, lab);
-      verify_backward(x, t, outer, n, inner, bw::opts(red, 1, 0.3f, w.data()), dl, lab + " weighted e 0.3");
+      verify_backward(x, t, outer, n, inner, tu::ce_opts(red, 1), dl, lab);
+      verify_backward(x, t, outer, n, inner, tu::ce_opts(red, 1, 0.3f, w.data()), dl, lab + " weighted e 0.3");
       const auto tp = bw::probs(outer, n, inner, seed + 3);
-      verify_probs(x, tp, outer, n, inner, bw::opts(red, -100, 0.1f, w.data()), lab);
+      verify_probs(x, tp, outer, n, inner, tu::ce_opts(red, -100, 0.1f, w.data()), lab);
     }
     for (bool log : {false, true}) {
       const auto y = forward(log, x, outer, n, inner);
@@ -124,9 +124,9 @@ TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backwa
     for (softkit_reduction red : kReductions)
       for (float e : {0.0f, 0.25f}) {
         const auto dl = dloss_for(red, outer * inner, 3);
-        verify_backward(x, t, outer, n, inner, bw::opts(red, -100, e), dl, lab);
+        verify_backward(x, t, outer, n, inner, tu::ce_opts(red, -100, e), dl, lab);
         auto tp = bw::probs(outer, n, inner, 5);
-        verify_probs(x, tp, outer, n, inner, bw::opts(red, -100, e), lab);
+        verify_probs(x, tp, outer, n, inner, tu::ce_opts(red, -100, e), lab);
       }
     for (bool log : {false, true}) {
       const auto y = forward(log, x, outer, n, inner);
@@ -144,7 +144,7 @@ TEST_CASE("backward: every target ignored", "[backward]") {
       for (float e : {0.0f, 0.5f})
         for (const float *wp : {(const float *)nullptr, w.data()}) {
           const auto dl = dloss_for(red, 4, 1);
-          const auto dx = bw::run_backward(x, t, 4, n, 1, bw::opts(red, -100, e, wp), dl);
+          const auto dx = bw::run_backward(x, t, 4, n, 1, tu::ce_opts(red, -100, e, wp), dl);
           for (float v : dx) REQUIRE(same_bits(v, 0.0f));
         }
   }
@@ -162,7 +162,7 @@ TEST_CASE("backward: central differences of the reference loss", "[backward]") {
     for (softkit_reduction red : kReductions)
       for (float e : {0.0f, 0.1f, 1.0f})
         for (const float *wp : {(const float *)nullptr, w.data()}) {
-          const auto o = bw::opts(red, 2, e, wp);
+          const auto o = tu::ce_opts(red, 2, e, wp);
           const auto dl = dloss_for(red, outer * inner, 8);
           const auto got = bw::run_backward(x, t, outer, n, inner, o, dl);
           // L(x) = sum_i dloss_i * loss_i (NONE) or dloss * loss, in long double.
@@ -266,8 +266,8 @@ TEST_CASE("backward: bitwise identical for 1 to 4 threads", "[backward][threads]
     const auto w = bw::uniform(n, 0.1f, 2.0f, 5);
     const auto tp = bw::probs(outer, n, inner, 6);
     const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 7);
-    const auto o = bw::opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data());
-    const auto on = bw::opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f, w.data());
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data());
+    const auto on = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f, w.data());
     std::vector<std::vector<float>> first;
     for (int threads = 1; threads <= 4; ++threads) {
       ScopedThreads st(threads);
@@ -300,7 +300,7 @@ TEST_CASE("backward: argument errors write nothing", "[backward][errors]") {
     for (float v : dx) REQUIRE(same_bits(v, kSentinel));
     for (float v : loss) REQUIRE(same_bits(v, kSentinel));
   };
-  auto o = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  auto o = tu::ce_opts(SOFTKIT_REDUCTION_MEAN);
   // Targets out of range, refused before anything is written.
   for (std::int64_t bad : {(std::int64_t)-1, (std::int64_t)3, (std::int64_t)-100 - 1}) {
     std::vector<std::int64_t> tb = {0, bad};
@@ -335,7 +335,7 @@ TEST_CASE("backward: argument errors write nothing", "[backward][errors]") {
         SOFTKIT_ERROR_SIZE_OVERFLOW);
   // Invalid options, classes == 0.
   for (int k = 0; k < 4; ++k) {
-    auto ob = bw::opts(SOFTKIT_REDUCTION_MEAN);
+    auto ob = tu::ce_opts(SOFTKIT_REDUCTION_MEAN);
     if (k == 0) ob.reduction = (softkit_reduction)7;
     if (k == 1) ob.label_smoothing = -0.1f;
     if (k == 2) ob.label_smoothing = kNaN;
@@ -355,7 +355,7 @@ TEST_CASE("backward: argument errors write nothing", "[backward][errors]") {
         SOFTKIT_ERROR_INVALID_ARGUMENT);
   CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, big.data() + 5, big.data()) ==
         SOFTKIT_ERROR_INVALID_ARGUMENT);
-  auto ow = bw::opts(SOFTKIT_REDUCTION_MEAN, -100, 0.0f, big.data() + 2);
+  auto ow = tu::ce_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.0f, big.data() + 2);
   CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &ow, dl.data(), big.data() + 4) ==
         SOFTKIT_ERROR_INVALID_ARGUMENT);
   CHECK(softkit_cross_entropy_backward_f32(x.data(), t.data(), outer, n, inner, &o, dl.data(),
@@ -373,7 +373,7 @@ TEST_CASE("backward: argument errors write nothing", "[backward][errors]") {
 }
 
 TEST_CASE("backward: zero work is OK with NULL pointers", "[backward][errors]") {
-  const auto o = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  const auto o = tu::ce_opts(SOFTKIT_REDUCTION_MEAN);
   for (auto shape : std::vector<std::array<std::size_t, 3>>{{0, 3, 1}, {2, 3, 0}, {0, 3, 0}}) {
     CHECK(softkit_cross_entropy_backward_f32(nullptr, nullptr, shape[0], shape[1], shape[2], &o, nullptr, nullptr) ==
           SOFTKIT_OK);
@@ -384,10 +384,10 @@ TEST_CASE("backward: zero work is OK with NULL pointers", "[backward][errors]") 
   CHECK(softkit_softmax_backward_f32(nullptr, nullptr, nullptr, 2, 0, 3) == SOFTKIT_OK);
   // An empty batch of soft targets: MEAN NaN, SUM 0 (as the forward).
   float loss = kSentinel;
-  auto om = bw::opts(SOFTKIT_REDUCTION_MEAN);
+  auto om = tu::ce_opts(SOFTKIT_REDUCTION_MEAN);
   REQUIRE(softkit_cross_entropy_probs_f32(nullptr, nullptr, 0, 3, 1, &om, &loss) == SOFTKIT_OK);
   CHECK(std::isnan(loss));
-  auto os = bw::opts(SOFTKIT_REDUCTION_SUM);
+  auto os = tu::ce_opts(SOFTKIT_REDUCTION_SUM);
   REQUIRE(softkit_cross_entropy_probs_f32(nullptr, nullptr, 0, 3, 1, &os, &loss) == SOFTKIT_OK);
   CHECK(loss == 0.0f);
 }
@@ -400,7 +400,7 @@ TEST_CASE("soft targets: one-hot probabilities give the hard-target loss", "[bac
   std::vector<float> tp(x.size(), 0.0f);
   for (std::size_t s = 0; s < outer * inner; ++s) tp[((s / inner) * n + (std::size_t)t[s]) * inner + s % inner] = 1.0f;
   for (float e : {0.0f, 0.2f}) {
-    const auto o = bw::opts(SOFTKIT_REDUCTION_NONE, -100, e, w.data());
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, e, w.data());
     const auto soft = bw::run_probs(x, tp, outer, n, inner, o);
     const auto hard = run_ce(x, t, outer, n, inner, &o);
     for (std::size_t s = 0; s < soft.size(); ++s) CHECK(soft[s] == Approx(hard[s]).epsilon(1e-5).margin(1e-6));

@@ -8,15 +8,6 @@ using namespace tu;
 
 namespace {
 
-softkit_cross_entropy_options make_opts(softkit_reduction red, std::int64_t ignore = -100, float smoothing = 0.0f,
-                                        const float *weights = nullptr) {
-  softkit_cross_entropy_options o = SOFTKIT_CROSS_ENTROPY_OPTIONS_INIT;
-  o.reduction = red;
-  o.ignore_index = ignore;
-  o.label_smoothing = smoothing;
-  o.class_weights = weights;
-  return o;
-}
 
 // Checks softkit against the reference (and, off scalar, against the scalar ISA).
 void verify_ce(const std::vector<float> &x, const std::vector<std::int64_t> &t, std::size_t outer, std::size_t classes,
@@ -83,7 +74,7 @@ TEST_CASE("cross-entropy worked example, rows and channel layouts", "[cross_entr
   CHECK(mean2[0] == Approx(1.330357).margin(1e-6));
 
   // Per-sample losses of both layouts agree with each other and with the rows' log_softmax.
-  const auto o = make_opts(SOFTKIT_REDUCTION_NONE);
+  const auto o = ce_opts(SOFTKIT_REDUCTION_NONE);
   const auto a = run_ce(rows, t, 4, 3, 1, &o);
   const auto b = run_ce(chan, t, 2, 3, 2, &o);
   const auto ls = run(Op::LogSoftmax, rows, 4, 3, 1);
@@ -92,7 +83,7 @@ TEST_CASE("cross-entropy worked example, rows and channel layouts", "[cross_entr
     CHECK(a[s] == Approx(b[s]).epsilon(8 * kEps));
     CHECK(a[s] == Approx(-ls[s * 3 + t[s]]).epsilon(8 * kEps));
   }
-  const auto os = make_opts(SOFTKIT_REDUCTION_SUM);
+  const auto os = ce_opts(SOFTKIT_REDUCTION_SUM);
   const auto sum = run_ce(rows, t, 4, 3, 1, &os);
   CHECK(sum[0] == Approx(4 * 1.330357).margin(4e-6));
 }
@@ -126,7 +117,7 @@ TEST_CASE("cross-entropy options against the reference", "[cross_entropy]") {
             std::ostringstream lab;
             lab << shape_label(outer, classes, inner) << " red " << (int)red << " ignore " << ignore << " smoothing "
                 << e << (wp ? " weighted" : "");
-            verify_ce(x, t, outer, classes, inner, make_opts(red, ignore, e, wp), lab.str());
+            verify_ce(x, t, outer, classes, inner, ce_opts(red, ignore, e, wp), lab.str());
           }
     }
   }
@@ -135,16 +126,16 @@ TEST_CASE("cross-entropy options against the reference", "[cross_entropy]") {
 TEST_CASE("cross-entropy: a target equal to ignore_index is ignored even inside [0, C)", "[cross_entropy]") {
   const std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 1, 1};
   const std::vector<std::int64_t> t = {2, 1, 0, 1};
-  const auto none = make_opts(SOFTKIT_REDUCTION_NONE, 1);
+  const auto none = ce_opts(SOFTKIT_REDUCTION_NONE, 1);
   const auto y = run_ce(x, t, 4, 3, 1, &none);
   CHECK(y[1] == 0.0f);
   CHECK(y[3] == 0.0f);
   CHECK(y[0] > 0.0f);
   CHECK(y[2] > 0.0f);
-  const auto mean = make_opts(SOFTKIT_REDUCTION_MEAN, 1);
+  const auto mean = ce_opts(SOFTKIT_REDUCTION_MEAN, 1);
   const auto m = run_ce(x, t, 4, 3, 1, &mean);
   CHECK(m[0] == Approx(((double)y[0] + y[2]) / 2).epsilon(8 * kEps));
-  verify_ce(x, t, 4, 3, 1, make_opts(SOFTKIT_REDUCTION_SUM, 1, 0.3f), "ignore 1, smoothing");
+  verify_ce(x, t, 4, 3, 1, ce_opts(SOFTKIT_REDUCTION_SUM, 1, 0.3f), "ignore 1, smoothing");
 }
 
 TEST_CASE("cross-entropy: every target ignored", "[cross_entropy]") {
@@ -155,7 +146,7 @@ TEST_CASE("cross-entropy: every target ignored", "[cross_entropy]") {
   for (float e : {0.0f, 0.2f})
     for (const float *wp : {(const float *)nullptr, w.data()}) {
       INFO("smoothing " << e << (wp ? " weighted" : ""));
-      auto o = make_opts(SOFTKIT_REDUCTION_MEAN, -100, e, wp);
+      auto o = ce_opts(SOFTKIT_REDUCTION_MEAN, -100, e, wp);
       CHECK(std::isnan(run_ce(x, t, outer, classes, inner, &o)[0]));
       o.reduction = SOFTKIT_REDUCTION_SUM;
       CHECK(run_ce(x, t, outer, classes, inner, &o)[0] == 0.0f);
@@ -169,7 +160,7 @@ TEST_CASE("cross-entropy: ignored samples do not read their logits", "[cross_ent
   std::vector<float> x = {1, 2, 3, kNaN, kInf, kNaN, 7, 8, 9};
   const std::vector<std::int64_t> t = {2, -100, 0};
   for (float e : {0.0f, 0.3f}) {
-    auto o = make_opts(SOFTKIT_REDUCTION_NONE, -100, e);
+    auto o = ce_opts(SOFTKIT_REDUCTION_NONE, -100, e);
     const auto y = run_ce(x, t, 3, 3, 1, &o);
     CHECK(std::isfinite(y[0]));
     CHECK(y[1] == 0.0f);
@@ -184,7 +175,7 @@ TEST_CASE("cross-entropy: -inf logit at the target gives +inf", "[cross_entropy]
   const std::vector<float> x = {1, -kInf, 3, 0.5f, 0.25f, 2};
   const std::vector<std::int64_t> t = {1, 2};
   for (softkit_reduction red : {SOFTKIT_REDUCTION_MEAN, SOFTKIT_REDUCTION_SUM, SOFTKIT_REDUCTION_NONE}) {
-    const auto o = make_opts(red);
+    const auto o = ce_opts(red);
     const auto y = run_ce(x, t, 2, 3, 1, &o);
     INFO("reduction " << (int)red);
     CHECK(y[0] == kInf);
@@ -192,7 +183,7 @@ TEST_CASE("cross-entropy: -inf logit at the target gives +inf", "[cross_entropy]
   }
   // With smoothing a -inf logit at another class also gives +inf; without it, not.
   const std::vector<std::int64_t> t0 = {0, 2};
-  auto o = make_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f);
+  auto o = ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f);
   CHECK(run_ce(x, t0, 2, 3, 1, &o)[0] == kInf);
   o.label_smoothing = 0.0f;
   CHECK(std::isfinite(run_ce(x, t0, 2, 3, 1, &o)[0]));
@@ -210,7 +201,7 @@ TEST_CASE("cross-entropy: no samples (outer * inner == 0)", "[cross_entropy]") {
       const float *lx = null_inputs ? nullptr : &dummy_x;
       const std::int64_t *lt = null_inputs ? nullptr : &dummy_t;
       float loss = kSentinel;
-      auto o = make_opts(SOFTKIT_REDUCTION_MEAN);
+      auto o = ce_opts(SOFTKIT_REDUCTION_MEAN);
       CHECK(softkit_cross_entropy_f32(lx, lt, shape.first, 3, shape.second, &o, &loss) == SOFTKIT_OK);
       CHECK(std::isnan(loss));
       loss = kSentinel;
@@ -229,7 +220,7 @@ TEST_CASE("cross-entropy: no samples (outer * inner == 0)", "[cross_entropy]") {
 TEST_CASE("cross-entropy: one class gives zero loss", "[cross_entropy]") {
   const auto x = make_tensor(Dist::Normal30, 7, 1, 3, 2);
   const std::vector<std::int64_t> t(21, 0);
-  const auto o = make_opts(SOFTKIT_REDUCTION_NONE, -100, 0.4f);
+  const auto o = ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.4f);
   for (float v : run_ce(x, t, 7, 1, 3, &o)) CHECK(v == 0.0f);
 }
 
@@ -242,8 +233,8 @@ TEST_CASE("cross-entropy accuracy: per-sample losses over many class counts", "[
         const auto x = make_tensor(d, outer, classes, inner, seed);
         const auto t = random_targets(outer * inner, classes, -100, 0.1, seed++);
         const std::string lab = shape_label(outer, classes, inner) + " " + dist_name(d);
-        verify_ce(x, t, outer, classes, inner, make_opts(SOFTKIT_REDUCTION_NONE), lab);
-        verify_ce(x, t, outer, classes, inner, make_opts(SOFTKIT_REDUCTION_MEAN), lab + " mean");
+        verify_ce(x, t, outer, classes, inner, ce_opts(SOFTKIT_REDUCTION_NONE), lab);
+        verify_ce(x, t, outer, classes, inner, ce_opts(SOFTKIT_REDUCTION_MEAN), lab + " mean");
       }
     }
   }
@@ -251,7 +242,7 @@ TEST_CASE("cross-entropy accuracy: per-sample losses over many class counts", "[
   const auto x = make_tensor(Dist::Normal1, 8, 21, 4096, 77);
   const auto t = random_targets(8 * 4096, 21, -100, 0.05, 78);
   const auto w = random_weights(21, 79);
-  verify_ce(x, t, 8, 21, 4096, make_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f, w.data()), "[8, 21, 4096] none");
-  verify_ce(x, t, 8, 21, 4096, make_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data()), "[8, 21, 4096] mean");
-  verify_ce(x, t, 8, 21, 4096, make_opts(SOFTKIT_REDUCTION_SUM), "[8, 21, 4096] sum");
+  verify_ce(x, t, 8, 21, 4096, ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f, w.data()), "[8, 21, 4096] none");
+  verify_ce(x, t, 8, 21, 4096, ce_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data()), "[8, 21, 4096] mean");
+  verify_ce(x, t, 8, 21, 4096, ce_opts(SOFTKIT_REDUCTION_SUM), "[8, 21, 4096] sum");
 }

@@ -47,14 +47,6 @@ struct Case {
   }
 };
 
-std::vector<softkit_isa> supported() {
-  std::vector<softkit_isa> v;
-  const softkit_isa prev = softkit_get_isa();
-  for (softkit_isa i : {SOFTKIT_ISA_SCALAR, SOFTKIT_ISA_AVX2, SOFTKIT_ISA_AVX512, SOFTKIT_ISA_NEON})
-    if (softkit_set_isa(i) == SOFTKIT_OK) v.push_back(i);
-  softkit_set_isa(prev);
-  return v;
-}
 
 // Random cases: short and long rows (the chunk path), columns, and sizes above
 // the threading grain (OpenMP teams inside the callers' threads).
@@ -96,7 +88,7 @@ std::vector<Case> make_cases(std::uint64_t seed, std::size_t count) {
 
 TEST_CASE("stress: concurrent callers while another thread switches the ISA", "[stress][threads]") {
   const softkit_isa start = softkit_get_isa();
-  const std::vector<softkit_isa> isas = supported();
+  const std::vector<softkit_isa> isas = tu::supported_isas();
   std::vector<Case> cases = make_cases(8, 24);
 
   // Quiet, single-threaded results on every ISA.

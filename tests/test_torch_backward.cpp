@@ -102,7 +102,7 @@ TEST_CASE("cross_entropy_backward vs torch autograd: every option", "[torch][bac
       for (softkit_reduction red : kReductions)
         for (float e : {0.0f, 0.1f, 1.0f})
           for (bool weighted : {false, true}) {
-            const auto o = bw::opts(red, ignore, e, weighted ? w.data() : nullptr);
+            const auto o = tu::ce_opts(red, ignore, e, weighted ? w.data() : nullptr);
             const auto dl = red == SOFTKIT_REDUCTION_NONE ? bw::uniform(outer * inner, -2.0f, 2.0f, seed + 3)
                                                           : std::vector<float>{0.75f};
             std::ostringstream lab;
@@ -125,7 +125,7 @@ TEST_CASE("cross_entropy_backward vs torch autograd: edge cases", "[torch][backw
     for (softkit_reduction red : kReductions)
       for (float e : {0.0f, 0.2f, 1.0f})
         for (bool weighted : {false, true}) {
-          const auto o = bw::opts(red, -100, e, weighted ? w.data() : nullptr);
+          const auto o = tu::ce_opts(red, -100, e, weighted ? w.data() : nullptr);
           const auto dl = red == SOFTKIT_REDUCTION_NONE ? bw::uniform(6, -2.0f, 2.0f, 1) : std::vector<float>{1.0f};
           std::ostringstream lab;
           lab << "edge targets " << t[0] << "," << t[1] << "," << t[2] << ",.. red " << (int)red << " e " << e
@@ -137,7 +137,7 @@ TEST_CASE("cross_entropy_backward vs torch autograd: edge cases", "[torch][backw
   const std::vector<std::int64_t> all_ignored(12, -100);
   for (bool weighted : {false, true}) {
     const auto wv = bw::uniform(10, 0.1f, 2.0f, 9);
-    const auto o = bw::opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, weighted ? wv.data() : nullptr);
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, weighted ? wv.data() : nullptr);
     const auto theirs = torch_ce_grad(xs, all_ignored, {4, 10, 3}, o, {1.0f});
     const auto mine = bw::run_backward(xs, all_ignored, 4, 10, 3, o, {1.0f});
     for (std::size_t j = 0; j < mine.size(); ++j) {
@@ -158,7 +158,7 @@ TEST_CASE("cross_entropy_probs vs torch (class-probability targets)", "[torch][b
     for (softkit_reduction red : kReductions)
       for (float e : {0.0f, 0.1f, 1.0f})
         for (bool weighted : {false, true}) {
-          const auto o = bw::opts(red, -100, e, weighted ? w.data() : nullptr);
+          const auto o = tu::ce_opts(red, -100, e, weighted ? w.data() : nullptr);
           const auto mine = bw::run_probs(x, tp, outer, classes, inner, o);
           c10::optional<at::Tensor> wt;
           if (weighted) wt = tensor_of(w, {(int64_t)classes});
@@ -181,7 +181,7 @@ TEST_CASE("cross_entropy_probs vs torch (class-probability targets)", "[torch][b
   const std::vector<float> x = {1, -kInf, 3, 0.5f, 0.25f, 2};
   const std::vector<float> tp = {0.5f, 0.0f, 0.5f, 0.2f, 0.3f, 0.5f};
   for (softkit_reduction red : kReductions) {
-    const auto o = bw::opts(red);
+    const auto o = tu::ce_opts(red);
     const auto mine = bw::run_probs(x, tp, 2, 3, 1, o);
     const auto theirs = vec_of(at::cross_entropy_loss(tensor_of(x, {2, 3}), tensor_of(tp, {2, 3}), {}, aten_reduction(red), -100, 0.0));
     for (std::size_t j = 0; j < mine.size(); ++j) {

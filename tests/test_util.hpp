@@ -23,6 +23,19 @@
 
 namespace tu {
 
+// The ISAs this machine runs, found once.
+inline const std::vector<softkit_isa> &supported_isas() {
+  static const std::vector<softkit_isa> isas = [] {
+    std::vector<softkit_isa> v;
+    const softkit_isa prev = softkit_get_isa();
+    for (softkit_isa i : {SOFTKIT_ISA_SCALAR, SOFTKIT_ISA_AVX2, SOFTKIT_ISA_AVX512, SOFTKIT_ISA_NEON})
+      if (softkit_set_isa(i) == SOFTKIT_OK) v.push_back(i);
+    softkit_set_isa(prev);
+    return v;
+  }();
+  return isas;
+}
+
 using ld = ref::ld;
 
 constexpr double kEps = 0x1p-23;      // float epsilon (ulp of 1)

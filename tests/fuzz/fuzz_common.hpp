@@ -153,18 +153,7 @@ class Arena {
 
 // ------------------------------------------------------------------ decoding
 
-// The ISAs this machine runs, found once.
-inline const std::vector<softkit_isa> &supported_isas() {
-  static const std::vector<softkit_isa> isas = [] {
-    std::vector<softkit_isa> v;
-    const softkit_isa prev = softkit_get_isa();
-    for (softkit_isa i : {SOFTKIT_ISA_SCALAR, SOFTKIT_ISA_AVX2, SOFTKIT_ISA_AVX512, SOFTKIT_ISA_NEON})
-      if (softkit_set_isa(i) == SOFTKIT_OK) v.push_back(i);
-    softkit_set_isa(prev);
-    return v;
-  }();
-  return isas;
-}
+using tu::supported_isas;
 
 // Picks the ISA of the call from the input; an unknown or unsupported one must
 // be refused and leave the active ISA unchanged.
