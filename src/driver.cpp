@@ -112,10 +112,14 @@ struct ce_setup {
   int64_t ignore_index;
   double smoothing;
   double weight_total;  // sum of the class weights (or classes): the smoothing term's log_sum factor
+  // No weights, no smoothing, one loss out (MEAN or SUM), rows: the row walk
+  // checks each target as it reads it, instead of a pass of its own before.
+  bool plain_rows;
 };
 
 struct ce_sum {
   double loss = 0.0, weight = 0.0;
+  bool bad_target = false;  // set by the plain_rows walk only
 };
 
 // PyTorch's per-sample loss from the row's max, log(sum exp(x - max)) and
@@ -148,12 +152,27 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
       const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
       const float *x = s.logits + r0 * s.classes;
       k.stats_rows(x, count, s.classes, s.weights, smooth, max, log_sum, smooth_sum);
+      ce_sum acc;  // in registers: a sum in memory would chain each row's add through a store
+      if (s.plain_rows) {  // the common case, without a branch per row
+        for (std::size_t r = 0; r < count; ++r) {
+          const int64_t t = s.targets[r0 + r];
+          const bool keep = t != s.ignore_index, in_range = static_cast<uint64_t>(t) < s.classes;
+          acc.bad_target |= keep & !in_range;
+          const float x_t = x[r * s.classes + static_cast<std::size_t>(keep & in_range ? t : 0)];
+          const double l = (static_cast<double>(max[r]) - x_t) + static_cast<double>(log_sum[r]);
+          acc.loss += keep ? l : 0.0;
+          acc.weight += keep ? 1.0 : 0.0;
+        }
+        partial[it] = acc;
+        continue;
+      }
       for (std::size_t r = 0; r < count; ++r) {
         const int64_t t = s.targets[r0 + r];
         const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
-        const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &partial[it]);
+        const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &acc);
         if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
       }
+      partial[it] = acc;
     }
   });
 }
@@ -171,13 +190,15 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
       const std::size_t o = it / cb.blocks, j0 = cb.column(it), width = cb.width_of(it);
       const float *x = s.logits + cb.offset(it);
       k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.get());
+      ce_sum acc;
       for (std::size_t l = 0; l < width; ++l) {
         const std::size_t sample = o * s.inner + j0 + l;
         const int64_t t = s.targets[sample];
         const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
-        const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &partial[it]);
+        const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &acc);
         if (per_sample) per_sample[sample] = static_cast<float>(v);
       }
+      partial[it] = acc;
     }
   });
 }
@@ -310,14 +331,13 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
       (o.class_weights && overlaps(loss, loss_bytes, o.class_weights, classes * sizeof(float))))
     return SOFTKIT_ERROR_INVALID_ARGUMENT;
   // Every target is checked before anything is written.
-  for (std::size_t i = 0; i < samples; ++i) {
-    const int64_t t = targets[i];
-    if (t != o.ignore_index && (t < 0 || static_cast<uint64_t>(t) >= classes))
-      return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
-  }
+  const bool plain_rows =
+      !none && inner == 1 && classes <= kRowChunk && !o.class_weights && !(o.label_smoothing > 0.0);
+  if (!plain_rows && !targets_in_range(targets, samples, classes, o.ignore_index))
+    return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
 
   ce_setup s{logits, targets, classes, inner, o.class_weights, o.ignore_index, o.label_smoothing,
-             static_cast<double>(classes)};
+             static_cast<double>(classes), plain_rows};
   if (s.weights && s.smoothing > 0.0) {
     s.weight_total = 0.0;
     for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];
@@ -338,7 +358,9 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
     for (const ce_sum &p : partial) {
       sum.loss += p.loss;
       sum.weight += p.weight;
+      sum.bad_target |= p.bad_target;
     }
+    if (sum.bad_target) return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
     *loss = static_cast<float>(o.reduction == SOFTKIT_REDUCTION_SUM ? sum.loss : sum.loss / sum.weight);
   }
   return SOFTKIT_OK;

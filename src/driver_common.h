@@ -108,6 +108,15 @@ inline void reduce_empty_batch(int reduction, float *loss) {
     *loss = reduction == SOFTKIT_REDUCTION_MEAN ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
 }
 
+// Whether every target is a class index or ignore_index. Without a branch per
+// target, so the check runs at the speed of reading them.
+inline bool targets_in_range(const int64_t *targets, std::size_t samples, std::size_t classes, int64_t ignore_index) {
+  bool bad = false;
+  for (std::size_t i = 0; i < samples; ++i)
+    bad |= (targets[i] != ignore_index) & (static_cast<uint64_t>(targets[i]) >= classes);
+  return !bad;
+}
+
 inline bool overlaps(const void *a, std::size_t a_bytes, const void *b, std::size_t b_bytes) {
   const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
   return a0 < b0 + b_bytes && b0 < a0 + a_bytes;

@@ -32,7 +32,7 @@ struct isa_ops {
   // whatever the other rows are.
   static constexpr bool kRowReduce = true;
   template <class Op>
-  static vf reduce_rows(const vf *v, Op op) {
+  __attribute__((always_inline)) static vf reduce_rows(const vf *v, Op op) {
     __m512 c[8], d[4], e[2];
     for (int i = 0; i < 8; ++i)
       c[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
@@ -42,16 +42,42 @@ struct isa_ops {
       e[i] = op(_mm512_shuffle_ps(d[2 * i], d[2 * i + 1], 0x44), _mm512_shuffle_ps(d[2 * i], d[2 * i + 1], 0xEE));
     return op(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));
   }
-  static vf rows_max(const vf *v) {
+  __attribute__((always_inline)) static vf rows_max(const vf *v) {
     return reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   }
-  static vf rows_sum(const vf *v) {
+  __attribute__((always_inline)) static vf rows_sum(const vf *v) {
     return reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
   }
   // Where row r's value is in a rows_max / rows_sum result; that value in every lane.
   static std::size_t lane_of_row(std::size_t r) { return 4 * (r % 4) + r / 4; }
   static vf row_lane(vf reduced, std::size_t r) {
     return _mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(lane_of_row(r))), reduced);
+  }
+  // v[r] lane j becomes v[j] lane r: rows of at most 16 floats turn into
+  // columns, so that per-row reductions become lane-wise ones.
+  static void transpose(vf (&v)[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // lanes in each 128-bit block: (i, i+1) interleaved
+      t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {  // u[g + q] block k: rows g..g+3 of column 4k + q
+      const __m512d a = _mm512_castps_pd(t[g]), b = _mm512_castps_pd(t[g + 1]);
+      const __m512d c = _mm512_castps_pd(t[g + 2]), d = _mm512_castps_pd(t[g + 3]);
+      u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+      u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+      u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+      u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int q = 0; q < 4; ++q) {  // a 4 x 4 transpose of 128-bit blocks
+      const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE);
+      const __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+      const __m512 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
+      v[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+      v[4 + q] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+      v[8 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+      v[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
   }
   // Max and sum across the lanes, broadcast to every lane (fixed tree order).
   static vf all_max(vf v) {

@@ -354,24 +354,25 @@ inline float logsumexp_special(const float *x, std::size_t n, std::size_t stride
   return pos_inf ? __builtin_huge_valf() : kNegInf;
 }
 
-// Rows shorter than this get their logs W at a time; longer rows take one scalar
-// log each (negligible there, and the row is still in cache for its write pass).
-constexpr std::size_t kGroupLogBelow = 256;
-
-// Fills m[0..count) and log_sum[0..count) for `count` (<= W) rows.
-inline void rows_max_logsum(const float *x, std::size_t count, std::size_t n, float *m, float *log_sum) {
-  alignas(64) float s[W];
-  for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
+// max[r] and sum[r] = sum of exp(x - max) (in float) for rows of any length,
+// each row's exp pass also finding the next row's max.
+inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *m, float *s) {
   float next_max = row_max(x, n);
-  for (std::size_t r = 0; r < count; ++r) {
-    side_max next(x + (r + 1) * n, r + 1 < count ? n : 0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    side_max next(x + (r + 1) * n, r + 1 < rows ? n : 0);
     const max_sum ms = max_sum_known(x + r * n, n, next_max, next);
     m[r] = ms.max;
     s[r] = static_cast<float>(ms.sum);
     next_max = next.result;
   }
-  log_ge1(vf::load_aligned(s)).store_aligned(s);
-  for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
+}
+
+// s[r] = log(s[r]), W at a time: the logs of a batch of rows overlap instead
+// of each row waiting on its own.
+inline void logs_in_place(float *s, std::size_t count) {
+  std::size_t i = 0;
+  for (; i + W <= count; i += W) log_ge1(vf::load_unaligned(s + i)).store_unaligned(s + i);
+  if (i < count) isa_ops::store_tail(s + i, log_ge1(isa_ops::load_tail(s + i, count - i, 1.0f)), count - i);
 }
 
 // Short rows (n <= kShortVecs * W): the row stays in registers, x is read once,
@@ -434,15 +435,18 @@ inline bool with_short_count(std::size_t n, F &&f) {
   }
 }
 
-// Rows of at most W elements, W rows at a time, where the ISA can reduce W
-// vectors across at once (isa_ops::kRowReduce): one butterfly of shuffles gives
-// all W maxima, another all W sums, instead of two shuffle trees per row. The
+// Short rows W at a time, where the ISA can reduce W vectors across at once
+// (isa_ops::kRowReduce): one butterfly of shuffles gives all W maxima, another
+// all W sums, instead of two shuffle trees per row. The
 // last block is padded, so that every row takes the same tree whatever rows
 // a thread's range starts at.
 template <class Ops, bool = Ops::kRowReduce>
 struct tiny_rows {
   static bool softmax(const float *, float *, std::size_t, std::size_t) { return false; }
-  static bool max_logsum(const float *, std::size_t, std::size_t, float *, float *) { return false; }
+  template <std::size_t NV>
+  static bool max_sum(const float *, std::size_t, std::size_t, float *, float *) {
+    return false;
+  }
 };
 
 template <class Ops>
@@ -462,22 +466,79 @@ struct tiny_rows<Ops, true> {
     }
     return true;
   }
-  // max[r] and log(sum exp(x - max))[r] for count <= W rows of n <= W: one
-  // vector log serves all of them.
-  static bool max_logsum(const float *x, std::size_t count, std::size_t n, float *max, float *log_sum) {
-    if (n > W) return false;
+  // max[r] and sum[r] = sum of exp(x - max) (float) for count <= W rows of NV
+  // vectors each.
+  template <std::size_t NV>
+  static bool max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
+    if (NV == 1) return transposed_max_sum(x, count, n, max, sum), true;
+    if (count == W) return group_max_sum<NV, true>(x, W, n, max, sum), true;
+    return group_max_sum<NV, false>(x, count, n, max, sum), true;
+  }
+  // Rows of at most W floats: transposed, each lane is a row, and the row's
+  // reductions are lane-wise, with the results in row order. The columns past
+  // n hold -inf (exp 0): the loops run over a fixed NC columns and unroll into
+  // trees, where a loop over n would chain all its steps.
+  static void transposed_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
+    if (count < W) return transposed_max_sum<W, false>(x, count, n, max, sum);
+    if (n <= W / 2) return transposed_max_sum<W / 2, true>(x, W, n, max, sum);
+    return transposed_max_sum<W, true>(x, W, n, max, sum);
+  }
+  template <std::size_t NC, bool Full>
+  static void transposed_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
+    vf c[W];
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < W; ++r) c[r] = Full || r < count ? Ops::load_tail(x + r * n, n, kNegInf) : vf(0.0f);
+    Ops::transpose(c);
+    const vf m = max_tree<NC>(c);
+    Ops::store_tail(max, m, count);
+    Ops::store_tail(sum, exp_sum_tree<NC>(c, m), count);
+  }
+  template <std::size_t N>
+  static vf max_tree(const vf *v) {
+    if constexpr (N == 1) return v[0];
+    else return xsimd::max(max_tree<N / 2>(v), max_tree<N / 2>(v + N / 2));
+  }
+  template <std::size_t N>
+  static vf exp_sum_tree(const vf *v, vf m) {
+    if constexpr (N == 1) return exp_nonpos(v[0] - m);
+    else return exp_sum_tree<N / 2>(v, m) + exp_sum_tree<N / 2>(v + N / 2, m);
+  }
+  // Full: count == W, so that the loops over the rows unroll with no test.
+  template <std::size_t NV, bool Full>
+  static void group_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
     vf v[W];
-    for (std::size_t r = 0; r < W; ++r) v[r] = r < count ? Ops::load_tail(x + r * n, n, kNegInf) : vf(0.0f);
+    for (std::size_t r = 0; r < W; ++r) v[r] = Full || r < count ? vertical_max<NV>(x + r * n, n) : vf(0.0f);
     const vf m = Ops::rows_max(v);
-    for (std::size_t r = 0; r < W; ++r) v[r] = exp_nonpos(v[r] - Ops::row_lane(m, r));
-    alignas(64) float mv[W], lv[W];
+    vf s = exp_sums<NV, Full, kFastExp>(x, count, n, m);
+    // The unclamped exp's sums are right when finite (see row_exp_sum).
+    if (kFastExp && !xsimd::all(s <= vf(__FLT_MAX__))) s = exp_sums<NV, Full, false>(x, count, n, m);
+    alignas(64) float mv[W], sv[W];
     m.store_aligned(mv);
-    log_ge1(Ops::rows_sum(v)).store_aligned(lv);
-    for (std::size_t r = 0; r < count; ++r) {
+    s.store_aligned(sv);
+    for (std::size_t r = 0; r < (Full ? W : count); ++r) {
       max[r] = mv[Ops::lane_of_row(r)];
-      log_sum[r] = lv[Ops::lane_of_row(r)];
+      sum[r] = sv[Ops::lane_of_row(r)];
     }
-    return true;
+  }
+  template <std::size_t NV>
+  static vf vertical_max(const float *x, std::size_t n) {
+    vf m = Ops::load_tail(x + (NV - 1) * W, n - (NV - 1) * W, kNegInf);
+    for (std::size_t i = 0; i + 1 < NV; ++i) m = xsimd::max(m, vf::load_unaligned(x + i * W));
+    return m;
+  }
+  template <std::size_t NV, bool Full, bool Fast>
+  static vf exp_sums(const float *x, std::size_t count, std::size_t n, vf m) {
+    vf v[W];
+    for (std::size_t r = 0; r < W; ++r)
+      v[r] = Full || r < count ? vertical_exp_sum<NV, Fast>(x + r * n, n, Ops::row_lane(m, r)) : vf(0.0f);
+    return Ops::rows_sum(v);
+  }
+  template <std::size_t NV, bool Fast>
+  static vf vertical_exp_sum(const float *x, std::size_t n, vf m) {
+    // The last vector's padding is -inf: clamped, so that its exps are 0.
+    vf s = exp_nonpos(Ops::load_tail(x + (NV - 1) * W, n - (NV - 1) * W, kNegInf) - m);
+    for (std::size_t i = 0; i + 1 < NV; ++i) s += exp_pass<Fast>(vf::load_unaligned(x + i * W) - m);
+    return s;
   }
 };
 
@@ -507,39 +568,39 @@ void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
   }
 }
 
-// The log variants take W short rows at a time, so that their sums share one
-// vector log instead of each row waiting on its own.
-// Fills max[0..count) and log_sum[0..count) for count <= W short rows.
+// max[r] and sum[r] = sum of exp(x - max) (float) for count <= W short rows.
 template <std::size_t NV>
-void short_max_logsum(const float *x, std::size_t count, std::size_t n, float *max, float *log_sum) {
-  if (NV == 1 && tiny_rows<isa_ops>::max_logsum(x, count, n, max, log_sum)) return;
-  alignas(64) float s[W];
-  for (std::size_t r = 0; r < W; ++r) s[r] = 1.0f;
+void short_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
+  if (tiny_rows<isa_ops>::template max_sum<NV>(x, count, n, max, sum)) return;
   for (std::size_t r = 0; r < count; ++r) {
     const short_row<NV> row(x + r * n, n);
     const vf m = row.max();
     vf e[NV];
     max[r] = m.get(0);
-    s[r] = row.exp_sum(m, e).get(0);
-  }
-  log_ge1(vf::load_aligned(s)).store_aligned(s);
-  for (std::size_t r = 0; r < count; ++r) log_sum[r] = s[r];
-}
-
-template <std::size_t NV>
-void log_softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
-  alignas(64) float m[W], ls[W];
-  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
-    const std::size_t count = min_size(W, rows - r0);
-    short_max_logsum<NV>(x + r0 * n, count, n, m, ls);
-    for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
+    sum[r] = row.exp_sum(m, e).get(0);
   }
 }
 
-template <std::size_t NV>
-void max_logsum_short(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
-  for (std::size_t r0 = 0; r0 < rows; r0 += W)
-    short_max_logsum<NV>(x + r0 * n, min_size(W, rows - r0), n, max + r0, log_sum + r0);
+// max[r] and log(sum exp(x - max))[r] for `rows` rows of any length: all the
+// sums first, then their logs W at a time.
+inline void rows_max_logsum(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
+  if (!with_short_count(n, [&](auto nv) {
+        for (std::size_t r0 = 0; r0 < rows; r0 += W)
+          short_max_sum<decltype(nv)::value>(x + r0 * n, min_size(W, rows - r0), n, max + r0, log_sum + r0);
+      }))
+    long_rows_max_sum(x, rows, n, max, log_sum);
+  logs_in_place(log_sum, rows);
+}
+
+// Rows shorter than this go through log-softmax in batches: their maxima and
+// log sums live on the stack, and the logs take W rows at a time. A batch
+// holds about 8 KiB of rows, which are still in L1 for the write. Longer rows
+// take one scalar log each (negligible there) in the row pipeline.
+constexpr std::size_t kGroupLogBelow = 256;
+constexpr std::size_t kLogBatch = 256;  // rows at most
+inline std::size_t log_batch_rows(std::size_t n) {
+  const std::size_t rows = 2048 / n / W * W;
+  return rows < W ? W : min_size(rows, kLogBatch);
 }
 
 // ---------------------------------------------------------------------------
@@ -570,12 +631,12 @@ void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
 }
 
 void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
-  if (with_short_count(n, [&](auto nv) { log_softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
   if (rows == 0) return;
   if (n < kGroupLogBelow) {
-    alignas(64) float m[W], ls[W];
-    for (std::size_t r0 = 0; r0 < rows; r0 += W) {
-      const std::size_t count = min_size(W, rows - r0);
+    alignas(64) float m[kLogBatch], ls[kLogBatch];
+    const std::size_t batch = log_batch_rows(n);
+    for (std::size_t r0 = 0; r0 < rows; r0 += batch) {
+      const std::size_t count = min_size(batch, rows - r0);
       rows_max_logsum(x + r0 * n, count, n, m, ls);
       for (std::size_t r = 0; r < count; ++r) row_log_write(x + (r0 + r) * n, y + (r0 + r) * n, n, m[r], ls[r]);
     }
@@ -609,11 +670,10 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
 }
 
 void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
-  alignas(64) float m[W], ls[W];
-  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
-    const std::size_t count = min_size(W, rows - r0);
-    if (!with_short_count(n, [&](auto nv) { max_logsum_short<decltype(nv)::value>(x + r0 * n, count, n, m, ls); }))
-      rows_max_logsum(x + r0 * n, count, n, m, ls);
+  alignas(64) float m[kLogBatch], ls[kLogBatch];
+  for (std::size_t r0 = 0; r0 < rows; r0 += kLogBatch) {
+    const std::size_t count = min_size(kLogBatch, rows - r0);
+    rows_max_logsum(x + r0 * n, count, n, m, ls);
     for (std::size_t r = 0; r < count; ++r) {
       const float v = m[r] + ls[r];
       out[r0 + r] = v == v ? v : logsumexp_special(x + (r0 + r) * n, n, 1);
@@ -623,15 +683,9 @@ void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n)
 
 void stats_rows(const float *x, std::size_t rows, std::size_t n, const float *weights, bool smooth, float *max,
                 float *log_sum, double *smooth_sum) {
-  for (std::size_t r0 = 0; r0 < rows; r0 += W) {
-    const std::size_t count = min_size(W, rows - r0);
-    if (!with_short_count(n, [&](auto nv) {
-          max_logsum_short<decltype(nv)::value>(x + r0 * n, count, n, max + r0, log_sum + r0);
-        }))
-      rows_max_logsum(x + r0 * n, count, n, max + r0, log_sum + r0);
-    if (smooth)
-      for (std::size_t r = r0; r < r0 + count; ++r) smooth_sum[r] = row_smooth_sum(x + r * n, n, weights, max[r]);
-  }
+  rows_max_logsum(x, rows, n, max, log_sum);
+  if (smooth)
+    for (std::size_t r = 0; r < rows; ++r) smooth_sum[r] = row_smooth_sum(x + r * n, n, weights, max[r]);
 }
 
 // ---------------------------------------------------------------------------
