@@ -112,15 +112,46 @@ struct ce_setup {
   int64_t ignore_index;
   double smoothing;
   double weight_total;  // sum of the class weights (or classes): the smoothing term's log_sum factor
-  // No weights, no smoothing, one loss out (MEAN or SUM), rows: the row walk
-  // checks each target as it reads it, instead of a pass of its own before.
-  bool plain_rows;
+  // No weights, no smoothing, one loss out (MEAN or SUM), rows or column
+  // blocks: the walk checks each target as it reads it (plain_losses), instead
+  // of a pass of its own before.
+  bool plain;
 };
 
 struct ce_sum {
   double loss = 0.0, weight = 0.0;
-  bool bad_target = false;  // set by the plain_rows walk only
+  bool bad_target = false;  // set by plain_losses only
 };
+
+// The common case: adds the losses of `count` samples whose logits start at x,
+// sample_stride apart, their classes class_stride apart, without a branch per
+// sample. A target out of range is flagged, and reads class 0 instead. Four
+// partial sums, so that the adds do not wait on each other.
+inline void plain_losses(const ce_setup &s, const int64_t *targets, const float *x, std::size_t count,
+                         std::size_t sample_stride, std::size_t class_stride, const float *max, const float *log_sum,
+                         ce_sum *acc) {
+  ce_sum a[4];  // in registers: a sum in memory would chain each add through a store
+  auto add = [&](std::size_t i, ce_sum &to) {
+    const int64_t t = targets[i];
+    const bool keep = t != s.ignore_index, in_range = static_cast<uint64_t>(t) < s.classes;
+    to.bad_target |= keep & !in_range;
+    const std::size_t c = keep & in_range ? static_cast<std::size_t>(t) : 0;
+    const double l = (static_cast<double>(max[i]) - x[i * sample_stride + c * class_stride]) + log_sum[i];
+    to.loss += keep ? l : 0.0;
+    to.weight += keep ? 1.0 : 0.0;
+  };
+  std::size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    add(i, a[0]);
+    add(i + 1, a[1]);
+    add(i + 2, a[2]);
+    add(i + 3, a[3]);
+  }
+  for (; i < count; ++i) add(i, a[0]);
+  acc->loss += (a[0].loss + a[1].loss) + (a[2].loss + a[3].loss);
+  acc->weight += (a[0].weight + a[1].weight) + (a[2].weight + a[3].weight);
+  acc->bad_target |= a[0].bad_target | a[1].bad_target | a[2].bad_target | a[3].bad_target;
+}
 
 // PyTorch's per-sample loss from the row's max, log(sum exp(x - max)) and
 // smoothing sum, with the sample's weight for the mean's divisor.
@@ -152,26 +183,15 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
       const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
       const float *x = s.logits + r0 * s.classes;
       k.stats_rows(x, count, s.classes, s.weights, smooth, max, log_sum, smooth_sum);
-      ce_sum acc;  // in registers: a sum in memory would chain each row's add through a store
-      if (s.plain_rows) {  // the common case, without a branch per row
+      ce_sum acc;
+      if (s.plain) plain_losses(s, s.targets + r0, x, count, s.classes, 1, max, log_sum, &acc);
+      else
         for (std::size_t r = 0; r < count; ++r) {
           const int64_t t = s.targets[r0 + r];
-          const bool keep = t != s.ignore_index, in_range = static_cast<uint64_t>(t) < s.classes;
-          acc.bad_target |= keep & !in_range;
-          const float x_t = x[r * s.classes + static_cast<std::size_t>(keep & in_range ? t : 0)];
-          const double l = (static_cast<double>(max[r]) - x_t) + static_cast<double>(log_sum[r]);
-          acc.loss += keep ? l : 0.0;
-          acc.weight += keep ? 1.0 : 0.0;
+          const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
+          const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &acc);
+          if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
         }
-        partial[it] = acc;
-        continue;
-      }
-      for (std::size_t r = 0; r < count; ++r) {
-        const int64_t t = s.targets[r0 + r];
-        const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
-        const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &acc);
-        if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
-      }
       partial[it] = acc;
     }
   });
@@ -191,13 +211,15 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
       const float *x = s.logits + cb.offset(it);
       k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.get());
       ce_sum acc;
-      for (std::size_t l = 0; l < width; ++l) {
-        const std::size_t sample = o * s.inner + j0 + l;
-        const int64_t t = s.targets[sample];
-        const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
-        const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &acc);
-        if (per_sample) per_sample[sample] = static_cast<float>(v);
-      }
+      if (s.plain) plain_losses(s, s.targets + o * s.inner + j0, x, width, 1, s.inner, max, log_sum, &acc);
+      else
+        for (std::size_t l = 0; l < width; ++l) {
+          const std::size_t sample = o * s.inner + j0 + l;
+          const int64_t t = s.targets[sample];
+          const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
+          const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &acc);
+          if (per_sample) per_sample[sample] = static_cast<float>(v);
+        }
       partial[it] = acc;
     }
   });
@@ -331,13 +353,12 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
       (o.class_weights && overlaps(loss, loss_bytes, o.class_weights, classes * sizeof(float))))
     return SOFTKIT_ERROR_INVALID_ARGUMENT;
   // Every target is checked before anything is written.
-  const bool plain_rows =
-      !none && inner == 1 && classes <= kRowChunk && !o.class_weights && !(o.label_smoothing > 0.0);
-  if (!plain_rows && !targets_in_range(targets, samples, classes, o.ignore_index))
+  const bool plain = !none && (inner > 1 || classes <= kRowChunk) && !o.class_weights && !(o.label_smoothing > 0.0);
+  if (!plain && !targets_in_range(targets, samples, classes, o.ignore_index))
     return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
 
   ce_setup s{logits, targets, classes, inner, o.class_weights, o.ignore_index, o.label_smoothing,
-             static_cast<double>(classes), plain_rows};
+             static_cast<double>(classes), plain};
   if (s.weights && s.smoothing > 0.0) {
     s.weight_total = 0.0;
     for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];

@@ -118,7 +118,9 @@ TEST_CASE("partial overlap of x and y is refused; x == y and adjacency are fine"
 }
 
 TEST_CASE("cross-entropy argument errors leave the loss untouched", "[errors][cross_entropy]") {
-  const std::size_t outer = 3, classes = 4, inner = 2;
+  // Six samples as [3, 4, 2] (column blocks) and as [6, 4, 1] (rows).
+  const std::size_t inner = GENERATE(1, 2), outer = 6 / inner, classes = 4;
+  INFO("inner " << inner);
   const auto x = make_tensor(Dist::Uniform10, outer, classes, inner, 1);
   const std::vector<std::int64_t> good = {0, 1, 2, 3, -100, 1};
   std::vector<float> loss(outer * inner, kSentinel);

@@ -436,10 +436,10 @@ inline bool with_short_count(std::size_t n, F &&f) {
 }
 
 // Short rows W at a time, where the ISA can reduce W vectors across at once
-// (isa_ops::kRowReduce): one butterfly of shuffles gives all W maxima, another
-// all W sums, instead of two shuffle trees per row. The
-// last block is padded, so that every row takes the same tree whatever rows
-// a thread's range starts at.
+// and transpose them (isa_ops::kRowReduce): one butterfly of shuffles gives all
+// W maxima, another all W sums, instead of two shuffle trees per row. The last
+// block is padded, so that every row takes the same tree whatever rows a
+// thread's range starts at.
 template <class Ops, bool = Ops::kRowReduce>
 struct tiny_rows {
   static bool softmax(const float *, float *, std::size_t, std::size_t) { return false; }
@@ -827,13 +827,17 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
 }
 
 // The same for four vectors of columns at once: short columns (a softmax over
-// 21 classes) leave one column too few exps to hide exp's latency.
-inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc) {
+// 21 classes) leave one column too few exps to hide exp's latency. With
+// ahead, each row also prefetches the four vectors at ahead + r * ahead_stride.
+inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc,
+                         const float *ahead = nullptr, std::size_t ahead_stride = 0) {
   acc[0] = acc[1] = acc[2] = acc[3] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; r < end; ++r) {
+      if (ahead)
+        for (std::size_t g = 0; g < 4; ++g) __builtin_prefetch(ahead + r * ahead_stride + g * W);
       const vf e0 = exp_nonpos(c[0].load(r, kNegInf) - m[0]);
       const vf e1 = exp_nonpos(c[1].load(r, kNegInf) - m[1]);
       const vf e2 = exp_nonpos(c[2].load(r, kNegInf) - m[2]);
@@ -942,15 +946,17 @@ struct col_block {
     }
   }
   // acc[v] = per-lane sums of exp(x - m[v]); with exps_to, the exps are kept
-  // (in the buffer, or in exps_to itself when there is none).
-  void exp_sums(const vf *m, float *exps_to, wide_sum *acc) const {
+  // (in the buffer, or in exps_to itself when there is none). With
+  // prefetch_next, the pass also prefetches the next block (the columns after
+  // this one, in the same rows) for the passes that have no write pass to do it.
+  void exp_sums(const vf *m, float *exps_to, wide_sum *acc, bool prefetch_next = false) const {
     std::size_t v = 0;
     for (; v + 4 <= vecs; v += 4) {
       const col_vec c[4] = {source(v), source(v + 1), source(v + 2), source(v + 3)};
       float *y[4] = {nullptr, nullptr, nullptr, nullptr};
       if (exps_to)
         for (std::size_t g = 0; g < 4; ++g) y[g] = scratch ? run(v + g) : exps_to + (v + g) * W;
-      col_exp_sum4(c, n, m + v, y, acc + v);
+      col_exp_sum4(c, n, m + v, y, acc + v, prefetch_next ? x + width + v * W : nullptr, stride);
     }
     for (; v < vecs; ++v)
       acc[v] = col_exp_sum(source(v), n, m[v], exps_to ? (scratch ? run(v) : exps_to + v * W) : nullptr);
@@ -1120,7 +1126,7 @@ void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t strid
   vf m[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs];
   b.max(m);
-  b.exp_sums(m, nullptr, acc);
+  b.exp_sums(m, nullptr, acc, true);
   for (std::size_t v = 0; v < b.vecs; ++v) {
     alignas(64) float lse[W];
     (m[v] + log_ge1(col_sums_f32(acc[v]))).store_aligned(lse);
@@ -1137,7 +1143,7 @@ void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t w
   vf m[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs];
   b.max(m);
-  b.exp_sums(m, nullptr, acc);
+  b.exp_sums(m, nullptr, acc, true);
   for (std::size_t v = 0; v < b.vecs; ++v) {
     alignas(64) float mv[W], lv[W];
     alignas(64) double sv[W];
