@@ -33,34 +33,42 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // 2^k applied with gradual underflow, so results down to 2^-149 are subnormals
 // rather than 0. max(-104, x) keeps NaN (NaN is the second operand) and sends
 // -inf to a value whose exp rounds to 0.
-inline vf exp_nonpos_poly(vf x) {
+struct exp_parts {
+  vf p, k, t;  // e^r, k, and t = k + 1.5 * 2^23 (k in t's low mantissa bits)
+};
+__attribute__((always_inline)) inline exp_parts exp_poly_parts(vf x) {
   const vf magic(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  x = xsimd::max(vf(-104.0f), x);
   const vf t = xsimd::fma(x, vf(1.44269504088896341f), magic);
   const vf k = t - magic;
   vf r = xsimd::fma(k, vf(-0.693359375f), x);
   r = xsimd::fma(k, vf(2.12194440e-4f), r);
-  vf p = vf(0x1.6d758cp-10f);
-  p = xsimd::fma(p, r, vf(0x1.127p-7f));
-  p = xsimd::fma(p, r, vf(0x1.5554acp-5f));
-  p = xsimd::fma(p, r, vf(0x1.555404p-3f));
-  p = xsimd::fma(p, r, vf(0.5f));
-  p = xsimd::fma(p, r, vf(1.0f));
-  p = xsimd::fma(p, r, vf(1.0f));
-  return isa_ops::scale_pow2(p, k, t);
+  // 1 + r + r^2 (c2 + c3 r + r^2 (c4 + c5 r + c6 r^2)): the same six FMA-unit
+  // operations as Horner's scheme, in a chain of four instead of six, so
+  // that fewer operations wait in the scheduler for their inputs.
+  const vf r2 = r * r;
+  const vf lo = xsimd::fma(vf(0x1.555404p-3f), r, vf(0.5f));
+  const vf hi = xsimd::fma(vf(0x1.127p-7f), r, vf(0x1.5554acp-5f));
+  const vf q = xsimd::fma(xsimd::fma(vf(0x1.6d758cp-10f), r2, hi), r2, lo);
+  return {xsimd::fma(r2, q, r) + vf(1.0f), k, t};
+}
+__attribute__((always_inline)) inline vf exp_nonpos_poly(vf x) {
+  const exp_parts e = exp_poly_parts(xsimd::max(vf(-104.0f), x));
+  return isa_ops::scale_pow2(e.p, e.k, e.t);
 }
 
 // The exp every kernel uses: the ISA's own when it has one (isa_ops::exp),
-// else the polynomial above.
+// else the polynomial above. Always inlined, as are its parts: GCC's inliner
+// otherwise gives up on it inside the larger pass templates, and a call there
+// costs the pass its vector registers (all caller-saved) on every vector.
 template <class Ops>
-inline auto exp_of(vf x, int) -> decltype(Ops::exp(x)) {
+__attribute__((always_inline)) inline auto exp_of(vf x, int) -> decltype(Ops::exp(x)) {
   return Ops::exp(x);
 }
 template <class Ops>
-inline vf exp_of(vf x, long) {
+__attribute__((always_inline)) inline vf exp_of(vf x, long) {
   return exp_nonpos_poly(x);
 }
-inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
+__attribute__((always_inline)) inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
 
 // The unclamped exp where the ISA has one (isa_ops::exp_unclamped), else the
 // clamped one; kFastExp says which.
@@ -74,15 +82,15 @@ constexpr bool has_fast_exp(long) {
 }
 constexpr bool kFastExp = has_fast_exp<isa_ops>(0);
 template <class Ops>
-inline auto exp_fast_of(vf x, int) -> decltype(Ops::exp_unclamped(x)) {
+__attribute__((always_inline)) inline auto exp_fast_of(vf x, int) -> decltype(Ops::exp_unclamped(x)) {
   return Ops::exp_unclamped(x);
 }
 template <class Ops>
-inline vf exp_fast_of(vf x, long) {
+__attribute__((always_inline)) inline vf exp_fast_of(vf x, long) {
   return exp_nonpos(x);
 }
 template <bool Fast>
-inline vf exp_pass(vf x) {
+__attribute__((always_inline)) inline vf exp_pass(vf x) {
   return Fast ? exp_fast_of<isa_ops>(x, 0) : exp_nonpos(x);
 }
 
