@@ -457,6 +457,10 @@ struct tiny_rows {
   }
 };
 
+// max[r] and sum[r] = sum of exp(x - max) (float) for `rows` short rows.
+template <std::size_t NV>
+void short_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *max, float *sum);
+
 template <class Ops>
 struct tiny_rows<Ops, true> {
   static bool softmax(const float *x, float *y, std::size_t rows, std::size_t n) {
@@ -476,30 +480,52 @@ struct tiny_rows<Ops, true> {
   }
   // max[r] and sum[r] = sum of exp(x - max) (float) for count <= W rows of NV
   // vectors each.
+  // `rows` rows of NV vectors each, W at a time; the last group may be partial.
   template <std::size_t NV>
-  static bool max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
-    if (NV == 1) return transposed_max_sum(x, count, n, max, sum), true;
-    if (count == W) return group_max_sum<NV, true>(x, W, n, max, sum), true;
-    return group_max_sum<NV, false>(x, count, n, max, sum), true;
+  static bool max_sum(const float *x, std::size_t rows, std::size_t n, float *max, float *sum) {
+    const std::size_t full = rows / W, rest = rows % W, r0 = full * W;
+    if (NV == 1) {
+      if (n <= W / 2) transposed_groups<W / 2>(x, full, n, max, sum);
+      else transposed_groups<W>(x, full, n, max, sum);
+      if (rest) transposed_max_sum<W, false>(x + r0 * n, rest, n, max + r0, sum + r0);
+      return true;
+    }
+    for (std::size_t g = 0; g < full; ++g) group_max_sum<NV, true>(x + g * W * n, W, n, max + g * W, sum + g * W);
+    if (rest) group_max_sum<NV, false>(x + r0 * n, rest, n, max + r0, sum + r0);
+    return true;
   }
   // Rows of at most W floats: transposed, each lane is a row, and the row's
   // reductions are lane-wise, with the results in row order. The columns past
   // n hold -inf (exp 0): the loops run over a fixed NC columns and unroll into
   // trees, where a loop over n would chain all its steps.
-  static void transposed_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
-    if (count < W) return transposed_max_sum<W, false>(x, count, n, max, sum);
-    if (n <= W / 2) return transposed_max_sum<W / 2, true>(x, W, n, max, sum);
-    return transposed_max_sum<W, true>(x, W, n, max, sum);
+  template <std::size_t NC, bool Full>
+  static vf load_transposed(const float *x, std::size_t count, std::size_t n, vf (&c)[W]) {
+#pragma GCC unroll 16
+    for (std::size_t r = 0; r < W; ++r) c[r] = Full || r < count ? Ops::load_tail(x + r * n, n, kNegInf) : vf(0.0f);
+    Ops::transpose(c);
+    return max_tree<NC>(c);
   }
   template <std::size_t NC, bool Full>
   static void transposed_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
     vf c[W];
-#pragma GCC unroll 16
-    for (std::size_t r = 0; r < W; ++r) c[r] = Full || r < count ? Ops::load_tail(x + r * n, n, kNegInf) : vf(0.0f);
-    Ops::transpose(c);
-    const vf m = max_tree<NC>(c);
+    const vf m = load_transposed<NC, Full>(x, count, n, c);
     Ops::store_tail(max, m, count);
     Ops::store_tail(sum, exp_sum_tree<NC>(c, m), count);
+  }
+  // Full groups in a pipeline: group g + 1 is loaded, transposed (into the
+  // other buffer) and reduced to its maxima along group g's exps, so that one
+  // group's chain of dependent steps overlaps the next group's work.
+  template <std::size_t NC>
+  static void transposed_groups(const float *x, std::size_t groups, std::size_t n, float *max, float *sum) {
+    if (groups == 0) return;
+    vf buf[2][W];
+    vf m = load_transposed<NC, true>(x, W, n, buf[0]);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const vf m_next = g + 1 < groups ? load_transposed<NC, true>(x + (g + 1) * W * n, W, n, buf[(g + 1) & 1]) : m;
+      m.store_unaligned(max + g * W);
+      exp_sum_tree<NC>(buf[g & 1], m).store_unaligned(sum + g * W);
+      m = m_next;
+    }
   }
   template <std::size_t N>
   static vf max_tree(const vf *v) {
@@ -576,11 +602,10 @@ void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
   }
 }
 
-// max[r] and sum[r] = sum of exp(x - max) (float) for count <= W short rows.
 template <std::size_t NV>
-void short_max_sum(const float *x, std::size_t count, std::size_t n, float *max, float *sum) {
-  if (tiny_rows<isa_ops>::template max_sum<NV>(x, count, n, max, sum)) return;
-  for (std::size_t r = 0; r < count; ++r) {
+void short_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *max, float *sum) {
+  if (tiny_rows<isa_ops>::template max_sum<NV>(x, rows, n, max, sum)) return;
+  for (std::size_t r = 0; r < rows; ++r) {
     const short_row<NV> row(x + r * n, n);
     const vf m = row.max();
     vf e[NV];
@@ -592,10 +617,7 @@ void short_max_sum(const float *x, std::size_t count, std::size_t n, float *max,
 // max[r] and log(sum exp(x - max))[r] for `rows` rows of any length: all the
 // sums first, then their logs W at a time.
 inline void rows_max_logsum(const float *x, std::size_t rows, std::size_t n, float *max, float *log_sum) {
-  if (!with_short_count(n, [&](auto nv) {
-        for (std::size_t r0 = 0; r0 < rows; r0 += W)
-          short_max_sum<decltype(nv)::value>(x + r0 * n, min_size(W, rows - r0), n, max + r0, log_sum + r0);
-      }))
+  if (!with_short_count(n, [&](auto nv) { short_rows_max_sum<decltype(nv)::value>(x, rows, n, max, log_sum); }))
     long_rows_max_sum(x, rows, n, max, log_sum);
   logs_in_place(log_sum, rows);
 }
