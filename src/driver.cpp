@@ -352,7 +352,8 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
       overlaps(loss, loss_bytes, targets, samples * sizeof(int64_t)) ||
       (o.class_weights && overlaps(loss, loss_bytes, o.class_weights, classes * sizeof(float))))
     return SOFTKIT_ERROR_INVALID_ARGUMENT;
-  // Every target is checked before anything is written.
+  // Every target is checked before anything is written: here, or (plain) by
+  // the walk, whose one output, the reduced loss, is written after it.
   const bool plain = !none && (inner > 1 || classes <= kRowChunk) && !o.class_weights && !(o.label_smoothing > 0.0);
   if (!plain && !targets_in_range(targets, samples, classes, o.ignore_index))
     return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;

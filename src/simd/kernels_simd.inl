@@ -672,10 +672,18 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
     }
     return;
   }
-  if (rows * n > kColdElements) {
+  if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
+    // As below, the exp pass leaves x - max in y: then it is the pass that
+    // waits for y's lines to come from memory, behind its exps, and not the last.
     for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
-      const max_sum ms = max_sum_known(x, n, row_max(x, n));
-      row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
+      const float m = row_max(x, n);
+      if (m == kNegInf) {
+        const max_sum ms = max_sum_known(x, n, m);
+        row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
+      } else {
+        const float log_sum = static_cast<float>(std::log(row_exp_sum<kStoreShifted>(x, y, n, m)));
+        side_write<kSubtract>(nullptr, y, n, 0.0f, log_sum).finish();
+      }
     }
     return;
   }
