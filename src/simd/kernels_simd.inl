@@ -576,8 +576,44 @@ struct tiny_rows<Ops, true> {
   }
 };
 
+// Short rows too long to sit in registers two at a time (more than 8 vectors:
+// AVX2's rows of 65 to 128 floats): groups of 8 rows in three passes from L1,
+// each pass a set of independent chains, one per row, that the core overlaps.
+// (At 8 vectors, AVX-512's 128 floats, the pairs in registers are faster.)
+template <std::size_t NV>
+void softmax_short_group(const float *x, float *y, std::size_t rows, std::size_t n) {
+  constexpr std::size_t G = 8;
+  for (std::size_t r0 = 0; r0 < rows; r0 += G) {
+    const std::size_t count = min_size(G, rows - r0);
+    const float *xg = x + r0 * n;
+    float *yg = y + r0 * n;
+    vf m[G], inv[G];
+    for (std::size_t r = 0; r < count; ++r) m[r] = short_row<NV>(xg + r * n, n).max();
+    for (std::size_t r = 0; r < count; ++r) {
+      const float *xr = xg + r * n;
+      float *yr = yg + r * n;
+      vf s(0.0f);
+      for (std::size_t i = 0; i + 1 < NV; ++i) {
+        const vf e = exp_nonpos(vf::load_unaligned(xr + i * W) - m[r]);
+        e.store_unaligned(yr + i * W);
+        s += e;
+      }
+      const vf e = exp_nonpos(isa_ops::load_tail(xr + (NV - 1) * W, n - (NV - 1) * W, kNegInf) - m[r]);
+      isa_ops::store_tail(yr + (NV - 1) * W, e, n - (NV - 1) * W);
+      inv[r] = vf(1.0f) / isa_ops::all_sum(s + e);
+    }
+    for (std::size_t r = 0; r < count; ++r) {
+      float *yr = yg + r * n;
+      for (std::size_t i = 0; i + 1 < NV; ++i) (vf::load_unaligned(yr + i * W) * inv[r]).store_unaligned(yr + i * W);
+      isa_ops::store_tail(yr + (NV - 1) * W, isa_ops::load_tail(yr + (NV - 1) * W, n - (NV - 1) * W, 0.0f) * inv[r],
+                          n - (NV - 1) * W);
+    }
+  }
+}
+
 template <std::size_t NV>
 void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
+  if (NV > 8) return softmax_short_group<NV>(x, y, rows, n);
   // Two rows at a time: a row's max, sum and division are a chain of dependent
   // steps, and a second row's independent chain fills the waits.
   std::size_t r = 0;
