@@ -103,9 +103,10 @@ struct isa_ops {
   // 1/16, rounds x/ln2 to k/16 and leaves k mod 16 in the low 4 bits, which is
   // all vpermps reads of an index.
   static vf exp(vf x) { return exp_unclamped(_mm512_max_ps(_mm512_set1_ps(-104.0f), x)); }  // NaN: kept
-  // The same without the clamp: identical for x >= -104, 0 for finite x below
-  // (down to where the reduction fails and the result turns inf or NaN), NaN
-  // for -inf. For passes that check their sum and redo the rare failures.
+  // The same without the clamp: identical for x >= -104, and +-0 below down to
+  // about -1e20, and for -inf. Further down the reduction fails and the result
+  // is -inf or NaN (-1e25: -inf; -3e38: NaN). For passes that check that their
+  // sum is finite, and redo the rare failures clamped.
   static vf exp_unclamped(vf v) {
     const __m512 table = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,

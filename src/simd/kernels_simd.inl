@@ -289,15 +289,17 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
 }
 
 // The sum (and with Store the exps) by the unclamped exp where there is one: a
-// finite sum proves every exp equal to the clamped one's. Otherwise (a -inf,
-// a NaN, an input beyond the reduction) the pass runs again, clamped; the
-// side's work was done by the first pass. In place, the first pass would have
-// overwritten its input: clamped from the start.
+// finite sum proves every exp equal to the clamped one's (the unclamped exp's
+// failures are -inf or NaN, never a wrong finite value, and every exp is >= 0,
+// so one failure makes the sum -inf or NaN). Otherwise (an input beyond the
+// reduction, a NaN) the pass runs again, clamped; the side's work was done by
+// the first pass. In place, the first pass would have overwritten its input:
+// clamped from the start.
 template <int Store, class Side = no_side>
 inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side = Side{}) {
   if (kFastExp && !(Store != kStoreNone && x == y)) {
     const double s = exp_sum_pass<Store, true>(x, y, n, m, side);
-    if (s <= __DBL_MAX__) return s;
+    if (s >= 0.0 && s <= __DBL_MAX__) return s;  // finite: not -inf, +inf or NaN
     return exp_sum_pass<Store, false>(x, y, n, m, no_side{});
   }
   return exp_sum_pass<Store, false>(x, y, n, m, side);
@@ -545,7 +547,7 @@ struct tiny_rows<Ops, true> {
     const vf m = Ops::rows_max(v);
     vf s = exp_sums<NV, Full, kFastExp>(x, count, n, m);
     // The unclamped exp's sums are right when finite (see row_exp_sum).
-    if (kFastExp && !xsimd::all(s <= vf(__FLT_MAX__))) s = exp_sums<NV, Full, false>(x, count, n, m);
+    if (kFastExp && !xsimd::all(xsimd::abs(s) <= vf(__FLT_MAX__))) s = exp_sums<NV, Full, false>(x, count, n, m);
     alignas(64) float mv[W], sv[W];
     m.store_aligned(mv);
     s.store_aligned(sv);
