@@ -249,22 +249,21 @@ inline void soft_sums(const float *x, const float *t, std::size_t n, const float
   std::size_t i = 0;
   while (i < n) {
     const std::size_t end = i + min_size(n - i, kFlush * W);
-    vf d0(0.0f), m0(0.0f);
+    vf m0(0.0f);
     for (; i + W <= end; i += W) {
       vf wt = xsimd::fma(vf::load_unaligned(t + i), vk, va);
       if (w) wt *= vf::load_unaligned(w + i);
-      d0 = xsimd::fma(wt, vm - vf::load_unaligned(x + i), d0);
+      add_smooth_terms(ad, vm, vf::load_unaligned(x + i), wt);  // in double: see row_smooth_sum
       m0 += wt;
     }
     if (i < end) {
       const std::size_t k = end - i;
       vf wt = xsimd::fma(isa_ops::load_tail(t + i, k, 0.0f), vk, va) * lane_mask(k);
       if (w) wt *= isa_ops::load_tail(w + i, k, 0.0f);
-      d0 = xsimd::fma(wt, vm - isa_ops::load_tail(x + i, k, m), d0);
+      add_smooth_terms(ad, vm, isa_ops::load_tail(x + i, k, m), wt);
       m0 += wt;
       i = end;
     }
-    ad.add(d0);
     am.add(m0);
   }
   *dist = ad.total();
@@ -294,7 +293,7 @@ soft_stats soft_ce_chunk(const float *x, const float *t, std::size_t n, const fl
 void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t stride, std::size_t width,
                   const float *w, float keep, float add, double *loss, float *scratch) {
   const col_block bl(x, n, stride, width, scratch);
-  vf m[col_block::kMaxVecs], pd[col_block::kMaxVecs], pm[col_block::kMaxVecs];
+  vf m[col_block::kMaxVecs], pm[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs], ad[col_block::kMaxVecs], am[col_block::kMaxVecs];
   for (std::size_t v = 0; v < bl.vecs; ++v) ad[v] = am[v] = wide_sum{};
   bl.max(m);
@@ -302,20 +301,17 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
   const vf vk(keep), va(add);
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
-    for (std::size_t v = 0; v < bl.vecs; ++v) pd[v] = pm[v] = vf(0.0f);
+    for (std::size_t v = 0; v < bl.vecs; ++v) pm[v] = vf(0.0f);
     for (; r < end; ++r) {
       const vf wr(w ? w[r] : 1.0f);
       for (std::size_t v = 0; v < bl.vecs; ++v) {
         const col_vec ct{t + v * W, stride, bl.lanes(v)};
         const vf wt = xsimd::fma(ct.load(r, 0.0f), vk, va) * wr;
-        pd[v] = xsimd::fma(wt, m[v] - bl.source(v).load(r, 0.0f), pd[v]);
+        add_smooth_terms(ad[v], m[v], bl.source(v).load(r, 0.0f), wt);  // in double: see row_smooth_sum
         pm[v] += wt;
       }
     }
-    for (std::size_t v = 0; v < bl.vecs; ++v) {
-      ad[v].add(pd[v]);
-      am[v].add(pm[v]);
-    }
+    for (std::size_t v = 0; v < bl.vecs; ++v) am[v].add(pm[v]);
   }
   for (std::size_t v = 0; v < bl.vecs; ++v) {
     alignas(64) double s[W], d[W], ms[W];

@@ -330,25 +330,21 @@ inline void row_log_write(const float *x, float *y, std::size_t n, float m, floa
   side_write<kLogFromX>(x, y, n, m, log_sum).finish();
 }
 
-// Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null).
+// Sum over c of w[c] * (m - x[c]) (w = 1 when weights is null), in double
+// from the first term: with logits near the float range, one m - x or a few
+// terms added up would overflow a float (and the smoothing path is not hot).
+inline void add_smooth_terms(wide_sum &acc, vf m, vf x, vf w) {
+  acc.lo += (isa_ops::widen_lo(m) - isa_ops::widen_lo(x)) * isa_ops::widen_lo(w);
+  acc.hi += (isa_ops::widen_hi(m) - isa_ops::widen_hi(x)) * isa_ops::widen_hi(w);
+}
+
 inline double row_smooth_sum(const float *x, std::size_t n, const float *w, float m) {
-  const vf vm(m);
+  const vf vm(m), one(1.0f);
   wide_sum acc{};
   std::size_t i = 0;
-  while (i < n) {
-    const std::size_t end = i + min_size(n - i, kFlush * W);
-    vf a(0.0f);
-    for (; i + W <= end; i += W) {
-      const vf d = vm - vf::load_unaligned(x + i);
-      a = w ? xsimd::fma(d, vf::load_unaligned(w + i), a) : a + d;
-    }
-    if (i < end) {
-      const vf d = vm - isa_ops::load_tail(x + i, end - i, m);
-      a = w ? xsimd::fma(d, isa_ops::load_tail(w + i, end - i, 0.0f), a) : a + d;
-      i = end;
-    }
-    acc.add(a);
-  }
+  for (; i + W <= n; i += W) add_smooth_terms(acc, vm, vf::load_unaligned(x + i), w ? vf::load_unaligned(w + i) : one);
+  if (i < n)  // the padding: x = m, w = 0
+    add_smooth_terms(acc, vm, isa_ops::load_tail(x + i, n - i, m), w ? isa_ops::load_tail(w + i, n - i, 0.0f) : one);
   return acc.total();
 }
 
@@ -939,15 +935,7 @@ inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *co
 // Per-lane sum of w[r] * (m - x[r]) (w = 1 without weights), as double halves.
 inline wide_sum col_smooth_sum(const col_vec &c, std::size_t n, vf m, const float *weights) {
   wide_sum acc{};
-  for (std::size_t r = 0; r < n;) {
-    const std::size_t end = r + min_size(n - r, kFlush);
-    vf a(0.0f);
-    for (; r < end; ++r) {
-      const vf d = m - c.load(r, 0.0f);
-      a = weights ? xsimd::fma(d, vf(weights[r]), a) : a + d;
-    }
-    acc.add(a);
-  }
+  for (std::size_t r = 0; r < n; ++r) add_smooth_terms(acc, m, c.load(r, 0.0f), vf(weights ? weights[r] : 1.0f));
   return acc;
 }
 
