@@ -288,6 +288,10 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
   return acc.total();
 }
 
+// Not -inf, +inf or NaN: the test of a sum of the unclamped exp (below).
+inline bool finite_sum(double s) { return s >= 0.0 && s <= __DBL_MAX__; }
+inline bool finite_sum(vf s) { return xsimd::all(xsimd::abs(s) <= vf(__FLT_MAX__)); }
+
 // The sum (and with Store the exps) by the unclamped exp where there is one: a
 // finite sum proves every exp equal to the clamped one's (the unclamped exp's
 // failures are -inf or NaN, never a wrong finite value, and every exp is >= 0,
@@ -299,7 +303,7 @@ template <int Store, class Side = no_side>
 inline double row_exp_sum(const float *x, float *y, std::size_t n, float m, Side &&side = Side{}) {
   if (kFastExp && !(Store != kStoreNone && x == y)) {
     const double s = exp_sum_pass<Store, true>(x, y, n, m, side);
-    if (s >= 0.0 && s <= __DBL_MAX__) return s;  // finite: not -inf, +inf or NaN
+    if (finite_sum(s)) return s;
     return exp_sum_pass<Store, false>(x, y, n, m, no_side{});
   }
   return exp_sum_pass<Store, false>(x, y, n, m, side);
@@ -543,7 +547,7 @@ struct tiny_rows<Ops, true> {
     const vf m = Ops::rows_max(v);
     vf s = exp_sums<NV, Full, kFastExp>(x, count, n, m);
     // The unclamped exp's sums are right when finite (see row_exp_sum).
-    if (kFastExp && !xsimd::all(xsimd::abs(s) <= vf(__FLT_MAX__))) s = exp_sums<NV, Full, false>(x, count, n, m);
+    if (kFastExp && !finite_sum(s)) s = exp_sums<NV, Full, false>(x, count, n, m);
     alignas(64) float mv[W], sv[W];
     m.store_aligned(mv);
     s.store_aligned(sv);
@@ -694,6 +698,21 @@ void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   row_scale(y + (rows - 1) * n, n, factor);
 }
 
+// A log-softmax row's exp pass, max m known: leaves x - m in y and the log of
+// the sum in *log_sum, and returns true: y - log_sum is then the output, the
+// same two roundings as (x - m) - log_sum. A row with nothing above -inf is
+// written at once, from x (returns false).
+template <class Side>
+inline bool log_softmax_first_pass(const float *x, float *y, std::size_t n, float m, Side &&side, float *log_sum) {
+  if (m == kNegInf) {
+    const max_sum ms = max_sum_known(x, n, m, side);
+    row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
+    return false;
+  }
+  *log_sum = static_cast<float>(std::log(row_exp_sum<kStoreShifted>(x, y, n, m, side)));
+  return true;
+}
+
 void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
   if (rows == 0) return;
   if (n < kGroupLogBelow) {
@@ -707,35 +726,21 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
     return;
   }
   if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
-    // As below, the exp pass leaves x - max in y: then it is the pass that
-    // waits for y's lines to come from memory, behind its exps, and not the last.
-    for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
-      const float m = row_max(x, n);
-      if (m == kNegInf) {
-        const max_sum ms = max_sum_known(x, n, m);
-        row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
-      } else {
-        const float log_sum = static_cast<float>(std::log(row_exp_sum<kStoreShifted>(x, y, n, m)));
+    // The exp pass leaves x - max in y as below: then it is the pass that waits
+    // for y's lines to come from memory, behind its exps, and not the last.
+    float log_sum = 0.0f;
+    for (std::size_t r = 0; r < rows; ++r, x += n, y += n)
+      if (log_softmax_first_pass(x, y, n, row_max(x, n), no_side{}, &log_sum))
         side_write<kSubtract>(nullptr, y, n, 0.0f, log_sum).finish();
-      }
-    }
     return;
   }
-  // The exp pass leaves x - max in y, and the next row's pass subtracts the log
-  // of the sum in place: the same two roundings as (x - max) - log_sum.
+  // The next row's pass subtracts the log of the sum in place.
   float max = row_max(x, n), prev_log_sum = 0.0f;
   bool pending = false;  // row r - 1 waits for its subtraction
   for (std::size_t r = 0; r < rows; ++r) {
     auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
                       side_write<kSubtract>(nullptr, y + (r > 0 ? r - 1 : 0) * n, pending ? n : 0, 0.0f, prev_log_sum));
-    if (max == kNegInf) {  // nothing above -inf: written at once, from x
-      const max_sum ms = max_sum_known(x + r * n, n, max, side);
-      row_log_write(x + r * n, y + r * n, n, ms.max, static_cast<float>(std::log(ms.sum)));
-      pending = false;
-    } else {
-      prev_log_sum = static_cast<float>(std::log(row_exp_sum<kStoreShifted>(x + r * n, y + r * n, n, max, side)));
-      pending = true;
-    }
+    pending = log_softmax_first_pass(x + r * n, y + r * n, n, max, side, &prev_log_sum);
     max = side.first.result;
   }
   if (pending) side_write<kSubtract>(nullptr, y + (rows - 1) * n, n, 0.0f, prev_log_sum).finish();
