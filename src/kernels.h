@@ -80,7 +80,11 @@ struct kernel_table {
   softkit_isa isa;
 
   // y = exp(x) for x <= 0 or NaN: the exp the kernels use, exposed for tests.
+  // exp_nonpositive is the one whose values are output (softmax); exp_summed
+  // the one of the passes that only sum their exps (see exp_poly_parts in
+  // simd/kernels_simd.inl).
   void (*exp_nonpositive)(const float *x, float *y, std::size_t n);
+  void (*exp_summed)(const float *x, float *y, std::size_t n);
 
   // --- whole rows, inner == 1
   void (*softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n);

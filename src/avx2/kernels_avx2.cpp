@@ -50,6 +50,7 @@ struct isa_ops {
   static vd widen_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
   static vd widen_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
   static vf scale_pow2(vf p, vf k, vf t);
+  template <bool Sum = false>
   static vf exp(vf x);
 };
 
@@ -63,11 +64,15 @@ inline vf isa_ops::scale_pow2(vf p, vf, vf t) { return scale_pow2_bits(p, t); }
 // replaces the two multiplies of the gradual-underflow scaling on the two FMA
 // pipes (the same bits either way: both scalings are exact). A lane below,
 // -inf or NaN takes the full path.
-__attribute__((always_inline)) inline vf exp_full(vf x) { return exp_nonpos_poly(x); }
+template <bool Sum>
+__attribute__((always_inline)) inline vf exp_full(vf x) {
+  return exp_nonpos_poly<Sum>(x);
+}
 
+template <bool Sum>
 __attribute__((always_inline)) inline vf isa_ops::exp(vf x) {
-  if (_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NGE_UQ)) != 0) return exp_full(x);
-  const exp_parts e = exp_poly_parts(x);
+  if (_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NGE_UQ)) != 0) return exp_full<Sum>(x);
+  const exp_parts e = exp_poly_parts<Sum>(x);
   return _mm256_castsi256_ps(
       _mm256_add_epi32(_mm256_castps_si256(e.p), _mm256_slli_epi32(_mm256_castps_si256(e.t), 23)));
 }

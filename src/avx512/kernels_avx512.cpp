@@ -101,12 +101,17 @@ struct isa_ops {
   // e^r by a cubic, 2^floor(k/16) by vscalefps (which floors its argument itself
   // and rounds gradually into the subnormals). Adding 1.5 * 2^19, whose ulp is
   // 1/16, rounds x/ln2 to k/16 and leaves k mod 16 in the low 4 bits, which is
-  // all vpermps reads of an index.
-  static vf exp(vf x) { return exp_unclamped(_mm512_max_ps(_mm512_set1_ps(-104.0f), x)); }  // NaN: kept
+  // all vpermps reads of an index. Sum: the one-FMA reduction of exps that are
+  // only summed (see exp_poly_parts).
+  template <bool Sum = false>
+  static vf exp(vf x) {  // NaN: kept by the max
+    return exp_unclamped<Sum>(_mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  }
   // The same without the clamp: identical for x >= -104, and +-0 below down to
   // about -1e20, and for -inf. Further down the reduction fails and the result
   // is -inf or NaN (-1e25: -inf; -3e38: NaN). For passes that check that their
   // sum is finite, and redo the rare failures clamped.
+  template <bool Sum = false>
   static vf exp_unclamped(vf v) {
     const __m512 table = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
@@ -115,9 +120,14 @@ struct isa_ops {
     const __m512 magic = _mm512_set1_ps(786432.0f);  // 1.5 * 2^19
     const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
     const __m512 k16 = _mm512_sub_ps(t, magic);  // k / 16
-    // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
-    __m512 r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
-    r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
+    __m512 r;
+    if (Sum) {
+      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62e430p-1f), v);
+    } else {
+      // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
+      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
+      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
+    }
     const __m512 table_j = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
     __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.555556p-3f), _mm512_set1_ps(0.5f));
     q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));

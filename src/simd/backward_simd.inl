@@ -327,6 +327,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 constexpr kernel_table make_table(softkit_isa isa) {
   return kernel_table{isa,
                       exp_nonpositive,
+                      exp_summed,
                       softmax_rows,
                       log_softmax_rows,
                       logsumexp_rows,

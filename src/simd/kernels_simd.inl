@@ -33,15 +33,32 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // 2^k applied with gradual underflow, so results down to 2^-149 are subnormals
 // rather than 0. max(-104, x) keeps NaN (NaN is the second operand) and sends
 // -inf to a value whose exp rounds to 0.
+//
+// Two kinds of exp (the template flag Sum, here and in each isa_ops):
+// - exps that are output (softmax's y) reduce by ln2 in two parts: within 2 ulp
+//   of the correctly rounded result over [-104, 0];
+// - exps that are only summed (log-softmax, logsumexp, cross-entropy, the sums
+//   of the backward passes) reduce by ln2 rounded to float, one FMA less on
+//   the pipes the exp is bound by. ln2 - float(ln2) = 1.9e-9, so e^x is off
+//   by at most |x| 2^-28 relatively on top of the 2 ulp: 5% of the error that
+//   rounding x - max to float already brings, and in a sum the terms far from
+//   the max, where it grows, are the ones that weigh nothing.
+constexpr float kLn2Float = 0x1.62e430p-1f;
 struct exp_parts {
   vf p, k, t;  // e^r, k, and t = k + 1.5 * 2^23 (k in t's low mantissa bits)
 };
+template <bool Sum = false>
 __attribute__((always_inline)) inline exp_parts exp_poly_parts(vf x) {
   const vf magic(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const vf t = xsimd::fma(x, vf(1.44269504088896341f), magic);
   const vf k = t - magic;
-  vf r = xsimd::fma(k, vf(-0.693359375f), x);
-  r = xsimd::fma(k, vf(2.12194440e-4f), r);
+  vf r;
+  if (Sum) {
+    r = xsimd::fma(k, vf(-kLn2Float), x);
+  } else {
+    r = xsimd::fma(k, vf(-0.693359375f), x);
+    r = xsimd::fma(k, vf(2.12194440e-4f), r);
+  }
   // 1 + r + r^2 (c2 + c3 r + r^2 (c4 + c5 r + c6 r^2)): the same six FMA-unit
   // operations as Horner's scheme, in a chain of four instead of six, so
   // that fewer operations wait in the scheduler for their inputs.
@@ -51,8 +68,9 @@ __attribute__((always_inline)) inline exp_parts exp_poly_parts(vf x) {
   const vf q = xsimd::fma(xsimd::fma(vf(0x1.6d758cp-10f), r2, hi), r2, lo);
   return {xsimd::fma(r2, q, r) + vf(1.0f), k, t};
 }
+template <bool Sum = false>
 __attribute__((always_inline)) inline vf exp_nonpos_poly(vf x) {
-  const exp_parts e = exp_poly_parts(xsimd::max(vf(-104.0f), x));
+  const exp_parts e = exp_poly_parts<Sum>(xsimd::max(vf(-104.0f), x));
   return isa_ops::scale_pow2(e.p, e.k, e.t);
 }
 
@@ -60,15 +78,18 @@ __attribute__((always_inline)) inline vf exp_nonpos_poly(vf x) {
 // else the polynomial above. Always inlined, as are its parts: GCC's inliner
 // otherwise gives up on it inside the larger pass templates, and a call there
 // costs the pass its vector registers (all caller-saved) on every vector.
-template <class Ops>
-__attribute__((always_inline)) inline auto exp_of(vf x, int) -> decltype(Ops::exp(x)) {
-  return Ops::exp(x);
+template <class Ops, bool Sum>
+__attribute__((always_inline)) inline auto exp_of(vf x, int) -> decltype(Ops::template exp<Sum>(x)) {
+  return Ops::template exp<Sum>(x);
 }
-template <class Ops>
+template <class Ops, bool Sum>
 __attribute__((always_inline)) inline vf exp_of(vf x, long) {
-  return exp_nonpos_poly(x);
+  return exp_nonpos_poly<Sum>(x);
 }
-__attribute__((always_inline)) inline vf exp_nonpos(vf x) { return exp_of<isa_ops>(x, 0); }
+template <bool Sum = false>
+__attribute__((always_inline)) inline vf exp_nonpos(vf x) {
+  return exp_of<isa_ops, Sum>(x, 0);
+}
 
 // The unclamped exp where the ISA has one (isa_ops::exp_unclamped), else the
 // clamped one; kFastExp says which.
@@ -81,17 +102,17 @@ constexpr bool has_fast_exp(long) {
   return false;
 }
 constexpr bool kFastExp = has_fast_exp<isa_ops>(0);
-template <class Ops>
-__attribute__((always_inline)) inline auto exp_fast_of(vf x, int) -> decltype(Ops::exp_unclamped(x)) {
-  return Ops::exp_unclamped(x);
+template <class Ops, bool Sum>
+__attribute__((always_inline)) inline auto exp_fast_of(vf x, int) -> decltype(Ops::template exp_unclamped<Sum>(x)) {
+  return Ops::template exp_unclamped<Sum>(x);
 }
-template <class Ops>
+template <class Ops, bool Sum>
 __attribute__((always_inline)) inline vf exp_fast_of(vf x, long) {
-  return exp_nonpos(x);
+  return exp_nonpos<Sum>(x);
 }
-template <bool Fast>
+template <bool Fast, bool Sum = false>
 __attribute__((always_inline)) inline vf exp_pass(vf x) {
-  return Fast ? exp_fast_of<isa_ops>(x, 0) : exp_nonpos(x);
+  return Fast ? exp_fast_of<isa_ops, Sum>(x, 0) : exp_nonpos<Sum>(x);
 }
 
 // Shared by the ISAs without a scale instruction: 2^k from the exponent bits,
@@ -253,7 +274,9 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
     for (; i < end; i += step) {
       const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
       const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
-      const vf e0 = exp_pass<Fast>(d0), e1 = exp_pass<Fast>(d1), e2 = exp_pass<Fast>(d2), e3 = exp_pass<Fast>(d3);
+      constexpr bool sum_only = Store != kStoreExp;
+      const vf e0 = exp_pass<Fast, sum_only>(d0), e1 = exp_pass<Fast, sum_only>(d1);
+      const vf e2 = exp_pass<Fast, sum_only>(d2), e3 = exp_pass<Fast, sum_only>(d3);
       if (Store != kStoreNone) {
         (Store == kStoreExp ? e0 : d0).store_unaligned(y + i);
         (Store == kStoreExp ? e1 : d1).store_unaligned(y + i + W);
@@ -273,12 +296,12 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
   }
   vf a(0.0f);
   for (; i + W <= n; i += W) {
-    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast>(d);
+    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, Store != kStoreExp>(d);
     if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
     a += e;
   }
   if (i < n) {
-    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast>(d);
+    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast, Store != kStoreExp>(d);
     if (Store != kStoreNone) isa_ops::store_tail(y + i, Store == kStoreExp ? e : d, n - i);
     a += e;
   }
@@ -407,10 +430,12 @@ struct short_row {
     for (std::size_t i = 1; i < NV; ++i) m = xsimd::max(m, v[i]);
     return isa_ops::all_max(m);
   }
+  // e = exp(x - m) (Sum: exps that are only summed, see exp_poly_parts).
+  template <bool Sum = false>
   vf exp_sum(vf m, vf (&e)[NV]) const {
     vf s(0.0f);
     for (std::size_t i = 0; i < NV; ++i) {
-      e[i] = exp_nonpos(v[i] - m);
+      e[i] = exp_nonpos<Sum>(v[i] - m);
       s += e[i];
     }
     return isa_ops::all_sum(s);
@@ -536,7 +561,7 @@ struct tiny_rows<Ops, true> {
   }
   template <std::size_t N>
   static vf exp_sum_tree(const vf *v, vf m) {
-    if constexpr (N == 1) return exp_nonpos(v[0] - m);
+    if constexpr (N == 1) return exp_nonpos<true>(v[0] - m);
     else return exp_sum_tree<N / 2>(v, m) + exp_sum_tree<N / 2>(v + N / 2, m);
   }
   // Full: count == W, so that the loops over the rows unroll with no test.
@@ -572,8 +597,8 @@ struct tiny_rows<Ops, true> {
   template <std::size_t NV, bool Fast>
   static vf vertical_exp_sum(const float *x, std::size_t n, vf m) {
     // The last vector's padding is -inf: clamped, so that its exps are 0.
-    vf s = exp_nonpos(Ops::load_tail(x + (NV - 1) * W, n - (NV - 1) * W, kNegInf) - m);
-    for (std::size_t i = 0; i + 1 < NV; ++i) s += exp_pass<Fast>(vf::load_unaligned(x + i * W) - m);
+    vf s = exp_nonpos<true>(Ops::load_tail(x + (NV - 1) * W, n - (NV - 1) * W, kNegInf) - m);
+    for (std::size_t i = 0; i + 1 < NV; ++i) s += exp_pass<Fast, true>(vf::load_unaligned(x + i * W) - m);
     return s;
   }
 };
@@ -648,7 +673,7 @@ void short_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *
     const vf m = row.max();
     vf e[NV];
     max[r] = m.get(0);
-    sum[r] = row.exp_sum(m, e).get(0);
+    sum[r] = row.template exp_sum<true>(m, e).get(0);
   }
 }
 
@@ -866,8 +891,9 @@ inline vf col_max(const col_vec &c, std::size_t n) {
   return xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3));
 }
 
-// Per-lane sum of exp(x - m) as double halves; with y (same layout as c), also
-// stores the exps.
+// Per-lane sum of exp(x - m) as double halves; with Store, also stores the exps
+// in y (same layout as c).
+template <bool Store>
 inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   wide_sum acc{};
   std::size_t r = 0;
@@ -875,11 +901,11 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
     const std::size_t end = r + min_size(n - r, 4 * kFlush);
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; r + 4 <= end; r += 4) {
-      const vf e0 = exp_nonpos(c.load(r, kNegInf) - m);
-      const vf e1 = exp_nonpos(c.load(r + 1, kNegInf) - m);
-      const vf e2 = exp_nonpos(c.load(r + 2, kNegInf) - m);
-      const vf e3 = exp_nonpos(c.load(r + 3, kNegInf) - m);
-      if (y) {
+      const vf e0 = exp_nonpos<!Store>(c.load(r, kNegInf) - m);
+      const vf e1 = exp_nonpos<!Store>(c.load(r + 1, kNegInf) - m);
+      const vf e2 = exp_nonpos<!Store>(c.load(r + 2, kNegInf) - m);
+      const vf e3 = exp_nonpos<!Store>(c.load(r + 3, kNegInf) - m);
+      if (Store) {
         col_store(y + r * c.stride, e0, c.lanes);
         col_store(y + (r + 1) * c.stride, e1, c.lanes);
         col_store(y + (r + 2) * c.stride, e2, c.lanes);
@@ -891,8 +917,8 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
       a3 += e3;
     }
     for (; r < end; ++r) {
-      const vf e = exp_nonpos(c.load(r, kNegInf) - m);
-      if (y) col_store(y + r * c.stride, e, c.lanes);
+      const vf e = exp_nonpos<!Store>(c.load(r, kNegInf) - m);
+      if (Store) col_store(y + r * c.stride, e, c.lanes);
       a0 += e;
     }
     acc.add(a0);
@@ -906,6 +932,7 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
 // The same for four vectors of columns at once: short columns (a softmax over
 // 21 classes) leave one column too few exps to hide exp's latency. With
 // ahead, each row also prefetches the four vectors at ahead + r * ahead_stride.
+template <bool Store>
 inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc,
                          const float *ahead = nullptr, std::size_t ahead_stride = 0) {
   acc[0] = acc[1] = acc[2] = acc[3] = wide_sum{};
@@ -915,11 +942,11 @@ inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *co
     for (; r < end; ++r) {
       if (ahead)
         for (std::size_t g = 0; g < 4; ++g) __builtin_prefetch(ahead + r * ahead_stride + g * W);
-      const vf e0 = exp_nonpos(c[0].load(r, kNegInf) - m[0]);
-      const vf e1 = exp_nonpos(c[1].load(r, kNegInf) - m[1]);
-      const vf e2 = exp_nonpos(c[2].load(r, kNegInf) - m[2]);
-      const vf e3 = exp_nonpos(c[3].load(r, kNegInf) - m[3]);
-      if (y[0]) {
+      const vf e0 = exp_nonpos<!Store>(c[0].load(r, kNegInf) - m[0]);
+      const vf e1 = exp_nonpos<!Store>(c[1].load(r, kNegInf) - m[1]);
+      const vf e2 = exp_nonpos<!Store>(c[2].load(r, kNegInf) - m[2]);
+      const vf e3 = exp_nonpos<!Store>(c[3].load(r, kNegInf) - m[3]);
+      if (Store) {
         col_store(y[0] + r * c[0].stride, e0, c[0].lanes);
         col_store(y[1] + r * c[1].stride, e1, c[1].lanes);
         col_store(y[2] + r * c[2].stride, e2, c[2].lanes);
@@ -1023,12 +1050,17 @@ struct col_block {
     for (; v + 4 <= vecs; v += 4) {
       const col_vec c[4] = {source(v), source(v + 1), source(v + 2), source(v + 3)};
       float *y[4] = {nullptr, nullptr, nullptr, nullptr};
-      if (exps_to)
+      const float *ahead = prefetch_next ? x + width + v * W : nullptr;
+      if (exps_to) {
         for (std::size_t g = 0; g < 4; ++g) y[g] = scratch ? run(v + g) : exps_to + (v + g) * W;
-      col_exp_sum4(c, n, m + v, y, acc + v, prefetch_next ? x + width + v * W : nullptr, stride);
+        col_exp_sum4<true>(c, n, m + v, y, acc + v, ahead, stride);
+      } else {
+        col_exp_sum4<false>(c, n, m + v, y, acc + v, ahead, stride);
+      }
     }
     for (; v < vecs; ++v)
-      acc[v] = col_exp_sum(source(v), n, m[v], exps_to ? (scratch ? run(v) : exps_to + v * W) : nullptr);
+      acc[v] = exps_to ? col_exp_sum<true>(source(v), n, m[v], scratch ? run(v) : exps_to + v * W)
+                       : col_exp_sum<false>(source(v), n, m[v], nullptr);
   }
   // y[r, v] = f(v, the value the passes left for (r, v)), row by row.
   // While it writes, it prefetches the next block's rows (the columns after
@@ -1124,7 +1156,7 @@ inline void slab_pass(const slab_group &g, std::size_t n, const float *x, const 
     vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
     for (; r < end; ++r)
       for (std::size_t k = 0; k < g.nv; ++k) {
-        const vf e = exp_nonpos(g.load(x, r, k, kNegInf) - m[k]);
+        const vf e = exp_nonpos<Log>(g.load(x, r, k, kNegInf) - m[k]);
         if (!Log) col_store(g.at(out.exps, r, k), e, g.lanes(k));
         s[k] += e;
         if (next_x) {
@@ -1227,10 +1259,13 @@ void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t w
   }
 }
 
-void exp_nonpositive(const float *x, float *y, std::size_t n) {
+template <bool Sum>
+void exp_array(const float *x, float *y, std::size_t n) {
   std::size_t i = 0;
-  for (; i + W <= n; i += W) exp_nonpos(vf::load_unaligned(x + i)).store_unaligned(y + i);
-  if (i < n) isa_ops::store_tail(y + i, exp_nonpos(isa_ops::load_tail(x + i, n - i, 0.0f)), n - i);
+  for (; i + W <= n; i += W) exp_nonpos<Sum>(vf::load_unaligned(x + i)).store_unaligned(y + i);
+  if (i < n) isa_ops::store_tail(y + i, exp_nonpos<Sum>(isa_ops::load_tail(x + i, n - i, 0.0f)), n - i);
 }
+void exp_nonpositive(const float *x, float *y, std::size_t n) { exp_array<false>(x, y, n); }
+void exp_summed(const float *x, float *y, std::size_t n) { exp_array<true>(x, y, n); }
 
 // make_table: at the end of backward_simd.inl, which lists these entry points and its own.
