@@ -282,7 +282,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
       k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, !soft, scratch.get());
     });
   } else if (inner > 1) {
-    const column_blocks cb(n, inner);
+    const column_blocks cb(n, inner, y);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       const std::unique_ptr<float[]> scratch = cb.scratch();

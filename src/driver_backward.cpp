@@ -64,7 +64,7 @@ void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const
 
 void grad_cols(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
                std::size_t outer, std::size_t n, std::size_t inner, int threads) {
-  const column_blocks cb(n, inner);
+  const column_blocks cb(n, inner, dx);
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
     ce_grad g[kColBlock];
     const std::unique_ptr<float[]> scratch = cb.scratch();
@@ -290,7 +290,7 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   const int threads = threads_for(total);
   const bool log = kind == normalize::log_softmax;
   if (inner > 1) {
-    const column_blocks cb(n, inner);
+    const column_blocks cb(n, inner, dx);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it)
         k.softmax_backward_cols(y + cb.offset(it), dy + cb.offset(it), dx + cb.offset(it), n, inner, cb.width_of(it),

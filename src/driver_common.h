@@ -278,18 +278,32 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
 
 // Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on
 // the shape alone: as wide as keeps the scratch copy in L1, at least 64 columns.
+// Given the output, whose rows the blocks write, the blocks after the first
+// start on a 64-byte boundary of it: the first block takes the columns up to
+// the boundary (a head of 1..15), so that the writes stream whole lines, as
+// they do from an aligned buffer, and the loads from an input placed alike do
+// not straddle lines. Each column's arithmetic is the same wherever it falls
+// in a block, so the results do not depend on the output's address.
 struct column_blocks {
   static constexpr std::size_t kMinWidth = 64;
-  std::size_t n, inner, width, blocks;
-  column_blocks(std::size_t n_, std::size_t inner_) : n(n_), inner(inner_) {
+  std::size_t n, inner, width, head = 0, blocks;
+  column_blocks(std::size_t n_, std::size_t inner_, const float *out = nullptr) : n(n_), inner(inner_) {
     width = kColBlock;
     while (width > kMinWidth && n * width > kColScratchL1) width /= 2;
-    blocks = ceil_div(inner, width);
+    const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(out);
+    if (out && inner > width && a % sizeof(float) == 0 && (inner * sizeof(float)) % 64 == 0)
+      head = (64 - a % 64) % 64 / sizeof(float);
+    blocks = (head ? 1 : 0) + ceil_div(inner - head, width);
   }
   std::size_t items(std::size_t outer) const { return outer * blocks; }
-  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + (it % blocks) * width; }
-  std::size_t column(std::size_t it) const { return (it % blocks) * width; }
-  std::size_t width_of(std::size_t it) const { return min_size(width, inner - column(it)); }
+  std::size_t offset(std::size_t it) const { return (it / blocks) * n * inner + column(it); }
+  std::size_t column(std::size_t it) const {
+    const std::size_t j = it % blocks;
+    return head ? (j == 0 ? 0 : head + (j - 1) * width) : j * width;
+  }
+  std::size_t width_of(std::size_t it) const {
+    return head && it % blocks == 0 ? head : min_size(width, inner - column(it));
+  }
   // One per thread, uninitialized. Null when the block is the whole of each row
   // (inner <= width: the block is contiguous and the passes stream through x
   // itself), or for very long columns.

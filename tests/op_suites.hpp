@@ -4,6 +4,7 @@
 #define SOFTKIT_TESTS_OP_SUITES_HPP
 
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 
 #include "test_util.hpp"
@@ -147,6 +148,45 @@ inline void suite_big_tensors(Op op) {
       if (op == Op::LogSumExp) break;  // its output cannot alias x
     }
   softkit_set_num_threads(threads);
+}
+
+// Column blocks written from every placement of the output: the blocks start on
+// a 64-byte boundary of y whatever its address, and each column's result must
+// not depend on where its block starts. The same bits from y (and x) placed 0,
+// 1, 4 and 15 floats past a 64-byte boundary; the first placement also against
+// the reference.
+inline void suite_output_address(Op op) {
+  const std::size_t shapes[][3] = {{2, 21, 4096}, {1, 300, 1024}, {3, 5, 2048}, {2, 7, 1040}};
+  for (const auto &s : shapes) {
+    const std::size_t total = s[0] * s[1] * s[2];
+    const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 17);
+    float *xb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
+    float *yb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
+    REQUIRE((xb != nullptr && yb != nullptr));
+    std::vector<float> first;
+    for (std::size_t off : {0, 1, 4, 15}) {
+      for (std::size_t x_off : {off, (off + 3) % 16}) {
+        std::copy(x.begin(), x.end(), xb + x_off);
+        REQUIRE(op_fn(op)(xb + x_off, yb + off, s[0], s[1], s[2]) == SOFTKIT_OK);
+        const std::vector<float> y(yb + off, yb + off + total);
+        if (first.empty()) {
+          first = y;
+          const auto st = ref::stats(x.data(), s[0], s[1], s[2]);
+          const auto want = reference(op, x, s[0], s[1], s[2], st);
+          const Compare c = compare(op, x, y, want, st, s[0], s[1], s[2], shape_label(s[0], s[1], s[2]));
+          INFO(op_name(op) << ": " << c.bad << " of " << c.checked << " bad; first: " << c.first_bad);
+          CHECK(c.bad == 0);
+        }
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < total; ++i) differ += std::memcmp(&y[i], &first[i], sizeof(float)) != 0;
+        INFO(op_name(op) << " " << shape_label(s[0], s[1], s[2]) << ", y " << off << " and x " << x_off
+                         << " floats past a 64-byte boundary");
+        CHECK(differ == 0);
+      }
+    }
+    std::free(xb);
+    std::free(yb);
+  }
 }
 
 // x == y: the op in place gives the reference result too.

@@ -34,3 +34,6 @@ TEST_CASE("log_softmax accuracy: long columns", "[log_softmax][accuracy]") { sui
 TEST_CASE("log_softmax of big tensors: streamed passes, long rows, aligned columns", "[log_softmax][accuracy][big]") {
   suite_big_tensors(Op::LogSoftmax);
 }
+TEST_CASE("log_softmax of column blocks: the same bits wherever the output sits", "[log_softmax][columns]") {
+  suite_output_address(Op::LogSoftmax);
+}

@@ -878,53 +878,22 @@ inline void col_store(float *y, vf v, std::size_t lanes) {
     isa_ops::store_tail(y, v, lanes);
 }
 
-inline vf col_max(const col_vec &c, std::size_t n) {
-  vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
-  std::size_t r = 0;
-  for (; r + 4 <= n; r += 4) {
-    m0 = xsimd::max(m0, c.load(r, kNegInf));
-    m1 = xsimd::max(m1, c.load(r + 1, kNegInf));
-    m2 = xsimd::max(m2, c.load(r + 2, kNegInf));
-    m3 = xsimd::max(m3, c.load(r + 3, kNegInf));
-  }
-  for (; r < n; ++r) m0 = xsimd::max(m0, c.load(r, kNegInf));
-  return xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3));
-}
-
 // Per-lane sum of exp(x - m) as double halves; with Store, also stores the exps
-// in y (same layout as c).
+// in y (same layout as c). Each lane adds its rows in order, kFlush at a time
+// in float, as col_exp_sum4 does: a column's sum is the same bits whichever of
+// the two takes it, so wherever the block boundaries fall.
 template <bool Store>
 inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   wide_sum acc{};
-  std::size_t r = 0;
-  while (r < n) {
-    const std::size_t end = r + min_size(n - r, 4 * kFlush);
-    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    for (; r + 4 <= end; r += 4) {
-      const vf e0 = exp_nonpos<!Store>(c.load(r, kNegInf) - m);
-      const vf e1 = exp_nonpos<!Store>(c.load(r + 1, kNegInf) - m);
-      const vf e2 = exp_nonpos<!Store>(c.load(r + 2, kNegInf) - m);
-      const vf e3 = exp_nonpos<!Store>(c.load(r + 3, kNegInf) - m);
-      if (Store) {
-        col_store(y + r * c.stride, e0, c.lanes);
-        col_store(y + (r + 1) * c.stride, e1, c.lanes);
-        col_store(y + (r + 2) * c.stride, e2, c.lanes);
-        col_store(y + (r + 3) * c.stride, e3, c.lanes);
-      }
-      a0 += e0;
-      a1 += e1;
-      a2 += e2;
-      a3 += e3;
-    }
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    vf a(0.0f);
     for (; r < end; ++r) {
       const vf e = exp_nonpos<!Store>(c.load(r, kNegInf) - m);
       if (Store) col_store(y + r * c.stride, e, c.lanes);
-      a0 += e;
+      a += e;
     }
-    acc.add(a0);
-    acc.add(a1);
-    acc.add(a2);
-    acc.add(a3);
+    acc.add(a);
   }
   return acc;
 }
