@@ -284,10 +284,11 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   } else if (inner > 1) {
     const column_blocks cb(n, inner, y);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;
+    const bool stream = total > kColdElements;  // from memory: the output may go around the caches
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       const std::unique_ptr<float[]> scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it)
-        cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width_of(it), scratch.get());
+        cols(x + cb.offset(it), y + cb.offset(it), n, inner, cb.width_of(it), scratch.get(), stream);
     });
   } else if (n <= kRowChunk) {
     const auto rows = soft ? k.softmax_rows : k.log_softmax_rows;

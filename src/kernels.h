@@ -115,10 +115,12 @@ struct kernel_table {
 
   // --- column blocks, inner > 1. scratch: n * width floats of the caller's,
   // or nullptr when even a narrow block is too large (the kernel then walks x).
+  // stream: the tensor comes from memory, and the output (with scratch) may go
+  // around the caches; in cache it stays there, where the caller reads it.
   void (*softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
-                       float *scratch);
+                       float *scratch, bool stream);
   void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
-                           float *scratch);
+                           float *scratch, bool stream);
   // `count` whole slabs [n, inner] one after another (inner <= kColBlock: one
   // block each): softmax or, with log, log-softmax, pipelined so that a slab's
   // exp pass also finds the next slab's column maxima and writes the previous

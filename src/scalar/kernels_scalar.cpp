@@ -166,17 +166,18 @@ void log_shifted_write(const float *x, float *y, std::size_t n, float max, float
   log_softmax_chunk_write(x, y, n, max, log_sum);
 }
 
-void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *) {
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *, bool) {
   for (std::size_t j = 0; j < width; ++j) softmax_of({x + j, n, stride}, y + j, stride);
 }
 
-void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *) {
+void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *,
+                      bool) {
   for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
 }
 
 void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *) {
   for (std::size_t s = 0; s < count; ++s)
-    (log ? log_softmax_cols : softmax_cols)(x + s * n * inner, y + s * n * inner, n, inner, inner, nullptr);
+    (log ? log_softmax_cols : softmax_cols)(x + s * n * inner, y + s * n * inner, n, inner, inner, nullptr, false);
 }
 
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width, float *) {

@@ -863,16 +863,19 @@ void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max,
 // to the same cache set, and the passes would thrash. Without scratch (very long
 // columns), the passes walk x directly.
 
+// Full: the caller knows lanes == W, and the loop carries no test per vector.
 struct col_vec {
   const float *x;
   std::size_t stride, lanes;  // lanes <= W; fewer means a masked tail
+  template <bool Full = false>
   vf load(std::size_t row, float fill) const {
-    return lanes == W ? vf::load_unaligned(x + row * stride) : isa_ops::load_tail(x + row * stride, lanes, fill);
+    return Full || lanes == W ? vf::load_unaligned(x + row * stride) : isa_ops::load_tail(x + row * stride, lanes, fill);
   }
 };
 
+template <bool Full = false>
 inline void col_store(float *y, vf v, std::size_t lanes) {
-  if (lanes == W)
+  if (Full || lanes == W)
     v.store_unaligned(y);
   else
     isa_ops::store_tail(y, v, lanes);
@@ -901,7 +904,7 @@ inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
 // The same for four vectors of columns at once: short columns (a softmax over
 // 21 classes) leave one column too few exps to hide exp's latency. With
 // ahead, each row also prefetches the four vectors at ahead + r * ahead_stride.
-template <bool Store>
+template <bool Store, bool Full>
 inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *const *y, wide_sum *acc,
                          const float *ahead = nullptr, std::size_t ahead_stride = 0) {
   acc[0] = acc[1] = acc[2] = acc[3] = wide_sum{};
@@ -911,15 +914,15 @@ inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *co
     for (; r < end; ++r) {
       if (ahead)
         for (std::size_t g = 0; g < 4; ++g) __builtin_prefetch(ahead + r * ahead_stride + g * W);
-      const vf e0 = exp_nonpos<!Store>(c[0].load(r, kNegInf) - m[0]);
-      const vf e1 = exp_nonpos<!Store>(c[1].load(r, kNegInf) - m[1]);
-      const vf e2 = exp_nonpos<!Store>(c[2].load(r, kNegInf) - m[2]);
-      const vf e3 = exp_nonpos<!Store>(c[3].load(r, kNegInf) - m[3]);
+      const vf e0 = exp_nonpos<!Store>(c[0].template load<Full>(r, kNegInf) - m[0]);
+      const vf e1 = exp_nonpos<!Store>(c[1].template load<Full>(r, kNegInf) - m[1]);
+      const vf e2 = exp_nonpos<!Store>(c[2].template load<Full>(r, kNegInf) - m[2]);
+      const vf e3 = exp_nonpos<!Store>(c[3].template load<Full>(r, kNegInf) - m[3]);
       if (Store) {
-        col_store(y[0] + r * c[0].stride, e0, c[0].lanes);
-        col_store(y[1] + r * c[1].stride, e1, c[1].lanes);
-        col_store(y[2] + r * c[2].stride, e2, c[2].lanes);
-        col_store(y[3] + r * c[3].stride, e3, c[3].lanes);
+        col_store<Full>(y[0] + r * c[0].stride, e0, c[0].lanes);
+        col_store<Full>(y[1] + r * c[1].stride, e1, c[1].lanes);
+        col_store<Full>(y[2] + r * c[2].stride, e2, c[2].lanes);
+        col_store<Full>(y[3] + r * c[3].stride, e3, c[3].lanes);
       }
       a0 += e0;
       a1 += e1;
@@ -973,31 +976,8 @@ struct col_block {
   void max(vf *m) const {
     std::size_t v = 0;
     for (; v + 4 <= vecs; v += 4) {
-      vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
-      for (std::size_t r = 0; r < n; ++r) {
-        const float *row = x + r * stride + v * W;
-        const float *ahead = x + (r + 4 < n ? r + 4 : n - 1) * stride + v * W;
-        __builtin_prefetch(ahead);
-        __builtin_prefetch(ahead + W);
-        __builtin_prefetch(ahead + 2 * W);
-        __builtin_prefetch(ahead + 3 * W);
-        const vf a0 = vf::load_unaligned(row), a1 = vf::load_unaligned(row + W), a2 = vf::load_unaligned(row + 2 * W);
-        const vf a3 = direct(x, v + 3).load(r, kNegInf);  // the block's last vector may be partial
-        if (scratch) {
-          a0.store_unaligned(run(v) + r * W);
-          a1.store_unaligned(run(v + 1) + r * W);
-          a2.store_unaligned(run(v + 2) + r * W);
-          a3.store_unaligned(run(v + 3) + r * W);
-        }
-        m0 = xsimd::max(m0, a0);
-        m1 = xsimd::max(m1, a1);
-        m2 = xsimd::max(m2, a2);
-        m3 = xsimd::max(m3, a3);
-      }
-      m[v] = m0;
-      m[v + 1] = m1;
-      m[v + 2] = m2;
-      m[v + 3] = m3;
+      if (lanes(v + 3) == W) max4<true>(v, m + v);
+      else max4<false>(v, m + v);  // the block's last vector is partial
     }
     for (; v < vecs; ++v) {
       const col_vec c = direct(x, v);
@@ -1010,6 +990,35 @@ struct col_block {
       m[v] = m0;
     }
   }
+  template <bool Full>
+  void max4(std::size_t v, vf *m) const {
+    vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
+    const col_vec last = direct(x, v + 3);
+    for (std::size_t r = 0; r < n; ++r) {
+      const float *row = x + r * stride + v * W;
+      const float *ahead = x + (r + 4 < n ? r + 4 : n - 1) * stride + v * W;
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + W);
+      __builtin_prefetch(ahead + 2 * W);
+      __builtin_prefetch(ahead + 3 * W);
+      const vf a0 = vf::load_unaligned(row), a1 = vf::load_unaligned(row + W), a2 = vf::load_unaligned(row + 2 * W);
+      const vf a3 = last.template load<Full>(r, kNegInf);
+      if (scratch) {
+        a0.store_unaligned(run(v) + r * W);
+        a1.store_unaligned(run(v + 1) + r * W);
+        a2.store_unaligned(run(v + 2) + r * W);
+        a3.store_unaligned(run(v + 3) + r * W);
+      }
+      m0 = xsimd::max(m0, a0);
+      m1 = xsimd::max(m1, a1);
+      m2 = xsimd::max(m2, a2);
+      m3 = xsimd::max(m3, a3);
+    }
+    m[0] = m0;
+    m[1] = m1;
+    m[2] = m2;
+    m[3] = m3;
+  }
   // acc[v] = per-lane sums of exp(x - m[v]); with exps_to, the exps are kept
   // (in the buffer, or in exps_to itself when there is none). With
   // prefetch_next, the pass also prefetches the next block (the columns after
@@ -1020,11 +1029,14 @@ struct col_block {
       const col_vec c[4] = {source(v), source(v + 1), source(v + 2), source(v + 3)};
       float *y[4] = {nullptr, nullptr, nullptr, nullptr};
       const float *ahead = prefetch_next ? x + width + v * W : nullptr;
+      const bool full = c[3].lanes == W;
       if (exps_to) {
         for (std::size_t g = 0; g < 4; ++g) y[g] = scratch ? run(v + g) : exps_to + (v + g) * W;
-        col_exp_sum4<true>(c, n, m + v, y, acc + v, ahead, stride);
+        if (full) col_exp_sum4<true, true>(c, n, m + v, y, acc + v, ahead, stride);
+        else col_exp_sum4<true, false>(c, n, m + v, y, acc + v, ahead, stride);
       } else {
-        col_exp_sum4<false>(c, n, m + v, y, acc + v, ahead, stride);
+        if (full) col_exp_sum4<false, true>(c, n, m + v, y, acc + v, ahead, stride);
+        else col_exp_sum4<false, false>(c, n, m + v, y, acc + v, ahead, stride);
       }
     }
     for (; v < vecs; ++v)
@@ -1039,42 +1051,54 @@ struct col_block {
   // caches when it can: the rows of a block, a power of two apart, share one
   // cache set, and would evict each other before the next block reads its own.
   template <class F>
-  void write(float *y, const float *left, F &&f) const {
-    const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(x + width);
-    const bool stream = scratch && reinterpret_cast<std::uintptr_t>(y) % sizeof(vf) == 0 &&
+  void write(float *y, const float *left, bool from_memory, F &&f) const {
+    const bool stream = from_memory && scratch && reinterpret_cast<std::uintptr_t>(y) % sizeof(vf) == 0 &&
                         (stride * sizeof(float)) % sizeof(vf) == 0;
-    for (std::size_t r = 0; r < n; ++r)
-      for (std::size_t v = 0; v < vecs; ++v) {
+    if (stream) write_rows<true>(y, left, f);
+    else write_rows<false>(y, left, f);
+  }
+  // Stream: from the buffer, the whole vectors around the caches (a partial
+  // last one through the cache).
+  template <bool Stream, class F>
+  void write_rows(float *y, const float *left, F &&f) const {
+    const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(x + width);
+    const std::size_t whole = Stream ? width / W : 0;
+    for (std::size_t r = 0; r < n; ++r) {
+      std::size_t v = 0;
+      for (; v < whole; ++v) {
+        __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
+        isa_ops::store_stream(y + r * stride + v * W, f(v, vf::load_unaligned(run(v) + r * W)));
+      }
+      for (; v < vecs; ++v) {
         __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
         const vf e = scratch ? vf::load_unaligned(run(v) + r * W) : direct(left, v).load(r, 0.0f);
-        if (stream && lanes(v) == W)
-          isa_ops::store_stream(y + r * stride + v * W, f(v, e));
-        else
-          col_store(y + r * stride + v * W, f(v, e), lanes(v));
+        col_store(y + r * stride + v * W, f(v, e), lanes(v));
       }
-    if (stream) isa_ops::stream_fence();
+    }
+    if (Stream) isa_ops::stream_fence();
   }
 };
 
-void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *scratch) {
+void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *scratch,
+                  bool stream) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], inv[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs];
   b.max(m);
   b.exp_sums(m, y, acc);  // the exps go to the buffer, or straight to y
   for (std::size_t v = 0; v < b.vecs; ++v) inv[v] = vf(1.0f) / col_sums_f32(acc[v]);
-  b.write(y, y, [&](std::size_t v, vf e) { return e * inv[v]; });
+  b.write(y, y, stream, [&](std::size_t v, vf e) { return e * inv[v]; });
 }
 
 void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
-                      float *scratch) {
+                      float *scratch, bool stream) {
   const col_block b(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], ls[col_block::kMaxVecs];
   wide_sum acc[col_block::kMaxVecs];
   b.max(m);
   b.exp_sums(m, nullptr, acc);
   for (std::size_t v = 0; v < b.vecs; ++v) ls[v] = log_ge1(col_sums_f32(acc[v]));
-  b.write(y, x, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
+  b.write(y, x, stream, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
 }
 
 // ---------------------------------------------------------------------------
