@@ -1112,8 +1112,10 @@ struct slab_group {
   std::size_t lanes(std::size_t k) const { return min_size(W, inner - (v0 + k) * W); }
   const float *at(const float *p, std::size_t r, std::size_t k) const { return p + r * inner + (v0 + k) * W; }
   float *at(float *p, std::size_t r, std::size_t k) const { return p + r * inner + (v0 + k) * W; }
+  // Full: the group is 4 whole vectors, known to the compiler.
+  template <bool Full>
   vf load(const float *p, std::size_t r, std::size_t k, float fill) const {
-    return lanes(k) == W ? vf::load_unaligned(at(p, r, k)) : isa_ops::load_tail(at(p, r, k), lanes(k), fill);
+    return Full || lanes(k) == W ? vf::load_unaligned(at(p, r, k)) : isa_ops::load_tail(at(p, r, k), lanes(k), fill);
   }
 };
 
@@ -1125,42 +1127,44 @@ struct slab_out {
   float *y;          // the output
   float *exps;       // where the exps are (y, or a scratch slab)
   bool stream;       // store y around the caches
+  template <bool Full = false>
   void put(const slab_group &g, std::size_t r, std::size_t k, vf v) const {
-    if (stream && g.lanes(k) == W)
+    if (stream && (Full || g.lanes(k) == W))
       isa_ops::store_stream(g.at(y, r, k), v);
     else
-      col_store(g.at(y, r, k), v, g.lanes(k));
+      col_store<Full>(g.at(y, r, k), v, g.lanes(k));
   }
 };
 
-template <bool Log>
+template <bool Log, bool Full = false>
 inline vf slab_write_value(const slab_group &g, std::size_t r, std::size_t k, const float *x, const slab_out &o,
                            vf a, vf b) {
-  return Log ? (g.load(x, r, k, 0.0f) - a) - b : g.load(o.exps, r, k, 0.0f) * a;
+  return Log ? (g.template load<Full>(x, r, k, 0.0f) - a) - b : g.template load<Full>(o.exps, r, k, 0.0f) * a;
 }
 
-template <bool Log>
+template <bool Log, bool Full>
 inline void slab_pass(const slab_group &g, std::size_t n, const float *x, const slab_out &out, const vf *m,
                       wide_sum *acc, const float *next_x, vf *next_m, const float *prev_x, const slab_out *prev,
                       const vf *a, const vf *b) {
-  for (std::size_t k = 0; k < g.nv; ++k) acc[k] = wide_sum{};
+  const std::size_t nv = Full ? 4 : g.nv;
+  for (std::size_t k = 0; k < nv; ++k) acc[k] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
     for (; r < end; ++r)
-      for (std::size_t k = 0; k < g.nv; ++k) {
-        const vf e = exp_nonpos<Log>(g.load(x, r, k, kNegInf) - m[k]);
-        if (!Log) col_store(g.at(out.exps, r, k), e, g.lanes(k));
+      for (std::size_t k = 0; k < nv; ++k) {
+        const vf e = exp_nonpos<Log>(g.template load<Full>(x, r, k, kNegInf) - m[k]);
+        if (!Log) col_store<Full>(g.at(out.exps, r, k), e, g.lanes(k));
         s[k] += e;
         if (next_x) {
           // 4 KiB ahead: the next slab comes from memory at the exps' pace, and
           // the hardware prefetcher alone falls behind.
           __builtin_prefetch(g.at(next_x, r, k) + 1024);
-          next_m[k] = xsimd::max(next_m[k], g.load(next_x, r, k, kNegInf));
+          next_m[k] = xsimd::max(next_m[k], g.template load<Full>(next_x, r, k, kNegInf));
         }
-        if (prev) prev->put(g, r, k, slab_write_value<Log>(g, r, k, prev_x, *prev, a[k], b[k]));
+        if (prev) prev->template put<Full>(g, r, k, slab_write_value<Log, Full>(g, r, k, prev_x, *prev, a[k], b[k]));
       }
-    for (std::size_t k = 0; k < g.nv; ++k) acc[k].add(s[k]);
+    for (std::size_t k = 0; k < nv; ++k) acc[k].add(s[k]);
   }
 }
 
@@ -1185,10 +1189,15 @@ void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size
       const float *nx = next ? xs + size : nullptr;
       const float *px = s > 0 ? xs - size : nullptr;
       const slab_out *pv = s > 0 ? &prev : nullptr;
-      if (log)
-        slab_pass<true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+      const bool full = g.nv == 4 && g.lanes(3) == W;
+      if (log && full)
+        slab_pass<true, true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+      else if (log)
+        slab_pass<true, false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+      else if (full)
+        slab_pass<false, true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
       else
-        slab_pass<false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+        slab_pass<false, false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
     }
     for (std::size_t v = 0; v < vecs; ++v) {
       if (log) {
