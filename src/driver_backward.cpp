@@ -309,11 +309,11 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
         parts[it] = k.softmax_backward_chunk_sum(y + off, dy + off, ch.span(it), log);
       }
     });
-    std::vector<float> row_sum(outer);
+    std::vector<double> row_sum(outer);  // in double: a sum beyond the float range still gives finite outputs
     for (std::size_t o = 0; o < outer; ++o) {
       double sum = 0.0;
       for (std::size_t c = 0; c < ch.chunks; ++c) sum += parts[o * ch.chunks + c];
-      row_sum[o] = static_cast<float>(sum);
+      row_sum[o] = sum;
     }
     parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it) {

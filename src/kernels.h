@@ -149,7 +149,7 @@ struct kernel_table {
                                 bool log);
   // A chunk's sum(dy * y) (softmax) or sum(dy) (log-softmax), and the write with the row's sum.
   double (*softmax_backward_chunk_sum)(const float *y, const float *dy, std::size_t n, bool log);
-  void (*softmax_backward_chunk_write)(const float *y, const float *dy, float *dx, std::size_t n, float sum,
+  void (*softmax_backward_chunk_write)(const float *y, const float *dy, float *dx, std::size_t n, double sum,
                                        bool log);
   void (*softmax_backward_cols)(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
                                 std::size_t width, bool log);

@@ -135,6 +135,57 @@ TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backwa
   }
 }
 
+// Inputs near the float range, whose outputs are finite: a sum(dy * y) beyond
+// the float range, dy - sum overflowing in float while the product with a tiny
+// y does not, and float blocks of the sum that overflow where the whole sum
+// cancels. Not softmax outputs (those are in [0, 1]), but the contract is the
+// formula for any floats, as the double reference computes it. Rows, long rows
+// (chunks) and columns.
+TEST_CASE("backward: inputs near the float range", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    for (bool log : {false, true}) {
+      for (int kind = 0; kind < 3; ++kind) {
+        std::vector<float> y(outer * n * inner), dy(y.size());
+        auto at = [&](std::vector<float> &v, std::size_t row, std::size_t k) -> float & {
+          return v[((row / inner) * n + k) * inner + row % inner];
+        };
+        for (std::size_t row = 0; row < outer * inner; ++row)
+          for (std::size_t k = 0; k < n; ++k) {
+            at(y, row, k) = log ? -100.0f : 1e-30f;
+            at(dy, row, k) = 1.0f + 0.25f * static_cast<float>(k % 7);
+          }
+        for (std::size_t row = 0; row < outer * inner; ++row) {
+          if (kind == 0) {  // sum beyond the float range: 4 * 0.5 * 3e38 (softmax), 4 * 3e38 (log)
+            for (std::size_t k : {1, 65, 129, 193}) {
+              at(y, row, k) = log ? -1.0f : 0.5f;
+              at(dy, row, k) = 3e38f;
+            }
+          } else if (kind == 1) {  // sum 2e38 in range, dy - sum = -4e38 out of it
+            for (std::size_t k : {1, 65}) {
+              at(y, row, k) = log ? -1.0f : 0.5f;
+              at(dy, row, k) = log ? 1e38f : 2e38f;
+            }
+            at(dy, row, 2) = -2e38f;
+          } else {  // float blocks overflow, the sum cancels: +3e38 twice, then -3e38 twice
+            for (std::size_t k : {0, 64, 128, 192}) {
+              at(y, row, k) = log ? -1.0f : 1.0f;
+              at(dy, row, k) = k < 128 ? 3e38f : -3e38f;
+            }
+          }
+        }
+        const std::string lab = "near the float range, kind " + std::to_string(kind) + " " + shape_label(outer, n, inner);
+        const auto ref = bw::softmax_backward(log, y.data(), dy.data(), outer, n, inner);
+        std::size_t infinite = 0;
+        for (const auto w : ref.want) infinite += !std::isfinite((double)(float)w);
+        INFO(lab << ": the reference has " << infinite << " non-finite outputs");
+        CHECK(infinite == 0);
+        verify_sm(log, y, dy, outer, n, inner, lab);
+      }
+    }
+  }
+}
+
 TEST_CASE("backward: every target ignored", "[backward]") {
   for (std::size_t n : {5, 300, 20000}) {
     const auto x = make_tensor(Dist::Normal1, 4, n, 1, n);

@@ -247,7 +247,7 @@ double softmax_backward_chunk_sum(const float *y, const float *dy, std::size_t n
   return backward_sum(y, dy, n, 1, log);
 }
 
-void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, float s, bool log) {
+void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, double s, bool log) {
   backward_write(y, dy, dx, n, 1, s, log);
 }
 

@@ -101,9 +101,16 @@ void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, 
     sc[v] = vf::load_aligned(a) / col_sums_f32(acc[v]);
     nb[v] = vf::load_aligned(b);
   }
+  // The whole vectors first, with no lane test each, then a partial last one.
+  const std::size_t whole = width / W;
   for (std::size_t r = 0; r < n; ++r) {
     const vf wr(w ? w[r] : 1.0f);
-    for (std::size_t v = 0; v < bl.vecs; ++v) {
+    std::size_t v = 0;
+    for (; v < whole; ++v) {
+      const vf e = vf::load_unaligned(scratch ? bl.run(v) + r * W : dx + r * stride + v * W);
+      (smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v]).store_unaligned(dx + r * stride + v * W);
+    }
+    for (; v < bl.vecs; ++v) {
       const vf e = scratch ? vf::load_unaligned(bl.run(v) + r * W) : bl.direct(dx, v).load(r, 0.0f);
       col_store(dx + r * stride + v * W, smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v], bl.lanes(v));
     }
@@ -116,21 +123,58 @@ void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, 
 // Softmax backward dx = y * (dy - sum(dy * y)); log-softmax backward
 // dx = dy - exp(y) * sum(dy).
 
-// exp of a log-probability: y <= 0 or NaN takes exp_nonpos; a vector with a
-// positive lane (not a log-softmax output, but defined) takes libm's expf.
-inline vf exp_logprob(vf y) {
-  if (!xsimd::any(y > vf(0.0f))) return exp_nonpos(y);
-  alignas(64) float b[W];
-  y.store_aligned(b);
-  for (std::size_t l = 0; l < W; ++l) b[l] = __builtin_expf(b[l]);
-  return vf::load_aligned(b);
-}
-
 template <bool Log>
 inline vf bwd_term(vf y, vf dy, vf acc) {
   return Log ? acc + dy : xsimd::fma(dy, y, acc);
 }
 
+// The write in float cannot overflow where the result does not: log-softmax's
+// dy - exp(y) * s is one fused operation (exp(y) <= 1 for y <= 0), and
+// softmax's y * (dy - s) is taken as 2 * (y * (dy/2 - s/2)), where dy/2 - s/2
+// (one FMA, rounded once) stays in range; the same bits as y * (dy - s) away
+// from the range's ends. Only a sum beyond the float range (s/2 for softmax),
+// which the sum pass tells, takes the double form of the scalar ISA for its
+// row or block; and a log-softmax vector with a y > 0 (not a log-probability;
+// its exp may overflow in float where the double one does not). So does the
+// sum, term by term, when its float blocks overflow. Never with softmax
+// outputs and moderate gradients, but the contract is the formula for any floats.
+template <bool Log>
+inline bool bwd_float_ok(double sum) {
+  return std::fabs(Log ? sum : 0.5 * sum) <= __FLT_MAX__;
+}
+// The float form's s: the sum, halved for softmax.
+template <bool Log>
+inline float bwd_float_sum(double sum) {
+  return static_cast<float>(Log ? sum : 0.5 * sum);
+}
+
+template <bool Log>
+inline double bwd_sum_wide(const float *y, const float *dy, std::size_t n, std::size_t stride) {
+  double s = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    s += Log ? static_cast<double>(dy[i * stride]) : static_cast<double>(dy[i * stride]) * y[i * stride];
+  return s;
+}
+
+// Out of line: a call to exp inside the hot loops would cost them their vector registers.
+template <bool Log>
+__attribute__((noinline, cold)) void bwd_write_wide(const float *y, const float *dy, float *dx, std::size_t n,
+                                                    std::size_t stride, double s) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double yi = y[i * stride], g = dy[i * stride];
+    dx[i * stride] = static_cast<float>(Log ? g - std::exp(yi) * s : yi * (g - s));
+  }
+}
+// A log-softmax vector with a y > 0; lane l's sum at s[l * s_step].
+__attribute__((noinline, cold)) inline vf log_bwd_out_wide(vf y, vf dy, const double *s, std::size_t s_step) {
+  alignas(64) float a[W], b[W];
+  y.store_aligned(a);
+  dy.store_aligned(b);
+  for (std::size_t l = 0; l < W; ++l) bwd_write_wide<true>(a + l, b + l, a + l, 1, 1, s[l * s_step]);
+  return vf::load_aligned(a);
+}
+
+// sum(dy * y) (softmax) or sum(dy) (log-softmax) of a row.
 template <bool Log>
 inline double bwd_sum(const float *y, const float *dy, std::size_t n) {
   wide_sum acc{};
@@ -154,34 +198,46 @@ inline double bwd_sum(const float *y, const float *dy, std::size_t n) {
   for (; i + W <= n; i += W) a = bwd_term<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), a);
   if (i < n) a = bwd_term<Log>(isa_ops::load_tail(y + i, n - i, 0.0f), isa_ops::load_tail(dy + i, n - i, 0.0f), a);
   acc.add(a);
-  return acc.total();
+  const double s = acc.total();
+  return std::isfinite(s) ? s : bwd_sum_wide<Log>(y, dy, n, 1);
+}
+
+// s: bwd_float_sum of the row's sum.
+template <bool Log>
+inline vf bwd_out_float(vf y, vf dy, vf s) {
+  if (Log) return xsimd::fnma(exp_nonpos(y), s, dy);
+  const vf h = y * xsimd::fms(dy, vf(0.5f), s);
+  return h + h;
+}
+template <bool Log>
+inline vf bwd_out(vf y, vf dy, vf s, const double *sum, std::size_t s_step) {
+  if (Log && __builtin_expect(xsimd::any(y > vf(0.0f)), 0)) return log_bwd_out_wide(y, dy, sum, s_step);
+  return bwd_out_float<Log>(y, dy, s);
 }
 
 template <bool Log>
-inline vf bwd_out(vf y, vf dy, vf s) {
-  return Log ? xsimd::fnma(exp_logprob(y), s, dy) : y * (dy - s);
-}
-
-template <bool Log>
-inline void bwd_write(const float *y, const float *dy, float *dx, std::size_t n, float sum) {
-  const vf s(sum);
+inline void bwd_write(const float *y, const float *dy, float *dx, std::size_t n, double sum) {
+  if (!bwd_float_ok<Log>(sum)) return bwd_write_wide<Log>(y, dy, dx, n, 1, sum);
+  const vf s(bwd_float_sum<Log>(sum));
   std::size_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
-    const vf o0 = bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s);
-    const vf o1 = bwd_out<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), s);
+    const vf o0 = bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s, &sum, 0);
+    const vf o1 = bwd_out<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), s, &sum, 0);
     o0.store_unaligned(dx + i);
     o1.store_unaligned(dx + i + W);
   }
-  for (; i + W <= n; i += W) bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s).store_unaligned(dx + i);
+  for (; i + W <= n; i += W)
+    bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s, &sum, 0).store_unaligned(dx + i);
   if (i < n)
-    isa_ops::store_tail(
-        dx + i, bwd_out<Log>(isa_ops::load_tail(y + i, n - i, 0.0f), isa_ops::load_tail(dy + i, n - i, 0.0f), s), n - i);
+    isa_ops::store_tail(dx + i,
+                        bwd_out<Log>(isa_ops::load_tail(y + i, n - i, 0.0f), isa_ops::load_tail(dy + i, n - i, 0.0f),
+                                     s, &sum, 0),
+                        n - i);
 }
 
 template <bool Log>
 void softmax_backward_rows_t(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n) {
-  for (std::size_t r = 0; r < rows; ++r, y += n, dy += n, dx += n)
-    bwd_write<Log>(y, dy, dx, n, static_cast<float>(bwd_sum<Log>(y, dy, n)));
+  for (std::size_t r = 0; r < rows; ++r, y += n, dy += n, dx += n) bwd_write<Log>(y, dy, dx, n, bwd_sum<Log>(y, dy, n));
 }
 
 void softmax_backward_rows(const float *y, const float *dy, float *dx, std::size_t rows, std::size_t n, bool log) {
@@ -195,7 +251,7 @@ double softmax_backward_chunk_sum(const float *y, const float *dy, std::size_t n
   return log ? bwd_sum<true>(y, dy, n) : bwd_sum<false>(y, dy, n);
 }
 
-void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, float sum, bool log) {
+void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, std::size_t n, double sum, bool log) {
   if (log)
     bwd_write<true>(y, dy, dx, n, sum);
   else
@@ -208,7 +264,7 @@ template <bool Log>
 void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
                              std::size_t width) {
   constexpr std::size_t kMaxVecs = col_block::kMaxVecs;
-  const std::size_t vecs = (width + W - 1) / W;
+  const std::size_t vecs = (width + W - 1) / W, whole = width / W;  // whole: no lane test
   auto lanes = [&](std::size_t v) { return min_size(W, width - v * W); };
   vf part[kMaxVecs], s[kMaxVecs];
   wide_sum acc[kMaxVecs];
@@ -216,19 +272,50 @@ void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::si
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kFlush);
     for (std::size_t v = 0; v < vecs; ++v) part[v] = vf(0.0f);
-    for (; r < end; ++r)
-      for (std::size_t v = 0; v < vecs; ++v) {
+    for (; r < end; ++r) {
+      std::size_t v = 0;
+      for (; v < whole; ++v)
+        part[v] = bwd_term<Log>(vf::load_unaligned(y + r * stride + v * W), vf::load_unaligned(dy + r * stride + v * W),
+                                part[v]);
+      for (; v < vecs; ++v) {
         const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
         part[v] = bwd_term<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), part[v]);
       }
+    }
     for (std::size_t v = 0; v < vecs; ++v) acc[v].add(part[v]);
   }
-  for (std::size_t v = 0; v < vecs; ++v) s[v] = col_sums_f32(acc[v]);
-  for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t v = 0; v < vecs; ++v) {
-      const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
-      col_store(dx + r * stride + v * W, bwd_out<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), s[v]), lanes(v));
+  // Each column's sum in double, a column whose float blocks overflowed again
+  // term by term; a block with a sum past the float form, all in double.
+  double sd[kMaxVecs * W];
+  bool float_ok = true;
+  for (std::size_t v = 0; v < vecs; ++v) {
+    wide_lanes(acc[v], sd + v * W);
+    alignas(64) float f[W] = {};
+    for (std::size_t l = 0; l < lanes(v); ++l) {
+      double &c = sd[v * W + l];
+      if (!std::isfinite(c)) c = bwd_sum_wide<Log>(y + v * W + l, dy + v * W + l, n, stride);
+      float_ok = float_ok && bwd_float_ok<Log>(c);
+      f[l] = bwd_float_sum<Log>(c);
     }
+    s[v] = vf::load_aligned(f);
+  }
+  if (!float_ok) {
+    for (std::size_t j = 0; j < width; ++j) bwd_write_wide<Log>(y + j, dy + j, dx + j, n, stride, sd[j]);
+    return;
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    std::size_t v = 0;
+    for (; v < whole; ++v) {
+      const std::size_t at = r * stride + v * W;
+      bwd_out<Log>(vf::load_unaligned(y + at), vf::load_unaligned(dy + at), s[v], sd + v * W, 1)
+          .store_unaligned(dx + at);
+    }
+    for (; v < vecs; ++v) {
+      const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
+      col_store(dx + r * stride + v * W, bwd_out<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), s[v], sd + v * W, 1),
+                lanes(v));
+    }
+  }
 }
 
 void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
