@@ -112,6 +112,10 @@ struct ce_setup {
   int64_t ignore_index;
   double smoothing;
   double weight_total;  // sum of the class weights (or classes): the smoothing term's log_sum factor
+  // Smoothing with a class weight of +-inf: the split form, sum w * (max - x)
+  // + log_sum * sum w, would give inf * 0 = NaN where the loss is inf (the
+  // class of the max); the term is then taken class by class (smoothing_exact).
+  bool infinite_weight;
   // No weights, no smoothing, one loss out (MEAN or SUM), rows or column
   // blocks: the walk checks each target as it reads it (plain_losses), instead
   // of a pass of its own before.
@@ -162,12 +166,21 @@ inline double sample_loss(const ce_setup &s, int64_t t, double max, double log_s
   const double nll = (max - x_t) + log_sum;
   double loss = w * nll;
   if (s.smoothing > 0.0) {
-    const double all_classes = smooth + log_sum * s.weight_total;  // sum_c w[c] * -log p[c]
+    // sum_c w[c] * -log p[c]; smooth is all of it when it came from smoothing_exact.
+    const double all_classes = s.infinite_weight ? smooth : smooth + log_sum * s.weight_total;
     loss = (1.0 - s.smoothing) * loss + s.smoothing / static_cast<double>(s.classes) * all_classes;
   }
   acc->loss += loss;
   acc->weight += w;
   return loss;
+}
+
+// sum_c w[c] * ((max - x[c]) + log_sum) for one sample, class by class: the
+// smoothing term when a weight is infinite (see ce_setup).
+inline double smoothing_exact(const ce_setup &s, const float *x, std::size_t stride, double max, double log_sum) {
+  double sum = 0.0;
+  for (std::size_t c = 0; c < s.classes; ++c) sum += s.weights[c] * ((max - x[c * stride]) + log_sum);
+  return sum;
 }
 
 // inner == 1, rows short enough for one kernel call each.
@@ -189,6 +202,7 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
         for (std::size_t r = 0; r < count; ++r) {
           const int64_t t = s.targets[r0 + r];
           const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
+          if (smooth && s.infinite_weight) smooth_sum[r] = smoothing_exact(s, x + r * s.classes, 1, max[r], log_sum[r]);
           const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &acc);
           if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
         }
@@ -217,6 +231,7 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
           const std::size_t sample = o * s.inner + j0 + l;
           const int64_t t = s.targets[sample];
           const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
+          if (smooth && s.infinite_weight) smooth_sum[l] = smoothing_exact(s, x + l, s.inner, max[l], log_sum[l]);
           const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &acc);
           if (per_sample) per_sample[sample] = static_cast<float>(v);
         }
@@ -256,7 +271,9 @@ void cross_entropy_long_rows(const kernel_table &k, const ce_setup &s, std::size
     }
     const int64_t target = s.targets[o];
     const float x_t = target == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(target)];
-    const double l = sample_loss(s, target, t.max, std::log(t.sum), x_t, smooth_sum, &partial[o]);
+    const double log_sum = std::log(t.sum);
+    if (smooth && s.infinite_weight) smooth_sum = smoothing_exact(s, x, 1, t.max, log_sum);
+    const double l = sample_loss(s, target, t.max, log_sum, x_t, smooth_sum, &partial[o]);
     if (per_sample) per_sample[o] = static_cast<float>(l);
   }
 }
@@ -360,10 +377,13 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
     return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
 
   ce_setup s{logits, targets, classes, inner, o.class_weights, o.ignore_index, o.label_smoothing,
-             static_cast<double>(classes), plain};
+             static_cast<double>(classes), false, plain};
   if (s.weights && s.smoothing > 0.0) {
     s.weight_total = 0.0;
-    for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];
+    for (std::size_t c = 0; c < classes; ++c) {
+      s.weight_total += s.weights[c];
+      s.infinite_weight = s.infinite_weight || std::isinf(s.weights[c]);
+    }
   }
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);

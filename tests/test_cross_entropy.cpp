@@ -2,6 +2,8 @@
 // worked example in both layouts, defaults, weights, ignore_index, label smoothing,
 // every reduction, edge cases, and accuracy against the long double reference,
 // cross-checked against the scalar ISA.
+#include <array>
+
 #include "ce_util.hpp"
 
 using namespace tu;
@@ -187,6 +189,38 @@ TEST_CASE("cross-entropy: -inf logit at the target gives +inf", "[cross_entropy]
   CHECK(run_ce(x, t0, 2, 3, 1, &o)[0] == kInf);
   o.label_smoothing = 0.0f;
   CHECK(std::isfinite(run_ce(x, t0, 2, 3, 1, &o)[0]));
+}
+
+// Smoothing with an infinite class weight on the class of the row's max: that
+// class's term is inf * -log p, and -log p > 0, so the loss is +inf (the split
+// form sum w * (max - x) + log_sum * sum w would give inf * 0 = NaN). Rows,
+// column blocks and long rows, every reduction, against the reference.
+TEST_CASE("cross-entropy: smoothing with an infinite class weight", "[cross_entropy]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{3, 10, 1}, {2, 10, 5}, {2, 20000, 1}}) {
+    const std::size_t outer = s[0], classes = s[1], inner = s[2];
+    auto x = make_tensor(Dist::Normal1, outer, classes, inner, 3);
+    for (std::size_t o = 0; o < outer; ++o)
+      for (std::size_t i = 0; i < inner; ++i) x[(o * classes + 4) * inner + i] = 5.0f;  // class 4: the max
+    std::vector<float> w(classes, 1.5f);
+    w[4] = kInf;
+    std::vector<std::int64_t> t(outer * inner);
+    for (std::size_t k = 0; k < t.size(); ++k) {  // never class 4: its weight would make MEAN's divisor inf
+      const std::size_t c = (k * 3 + 1) % classes;
+      t[k] = static_cast<std::int64_t>(c == 4 ? 5 : c);
+    }
+    for (softkit_reduction red : {SOFTKIT_REDUCTION_MEAN, SOFTKIT_REDUCTION_SUM, SOFTKIT_REDUCTION_NONE}) {
+      const auto o = ce_opts(red, -100, 0.1f, w.data());
+      const auto got = run_ce(x, t, outer, classes, inner, &o);
+      const auto want = ref::cross_entropy(x.data(), t.data(), outer, classes, inner, to_ref(&o));
+      INFO(shape_label(outer, classes, inner) << " reduction " << (int)red);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        const float wk = static_cast<float>(want.loss[k]);
+        INFO("loss " << k << " got " << got[k] << " want " << wk);
+        CHECK(wk == kInf);
+        CHECK(got[k] == wk);
+      }
+    }
+  }
 }
 
 TEST_CASE("cross-entropy: no samples (outer * inner == 0)", "[cross_entropy]") {
