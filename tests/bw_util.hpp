@@ -105,7 +105,9 @@ inline Ref ce_probs(const float *x, const float *tp, std::size_t outer, std::siz
 }
 
 // Softmax backward dx = y (dy - sum(dy y)), scale |y| (|dy| + |dot| + 4 sum|dy y|);
-// log-softmax backward dx = dy - exp(y) sum(dy), scale |dy| + exp(y) (|sum| + 4 sum|dy|).
+// log-softmax backward dx = dy - exp(y) sum(dy), scale |dy| + exp(y) (|sum| + 4 sum|dy|),
+// with exp(y) = 0 where the float exp underflows (PyTorch's semantics: with an
+// infinite sum, 0 * inf = NaN rather than the long double's -inf).
 // (The sums run in float blocks of 16 terms per lane before moving to double.)
 inline Ref softmax_backward(bool log, const float *y, const float *dy, std::size_t outer, std::size_t n,
                             std::size_t inner) {
@@ -124,7 +126,7 @@ inline Ref softmax_backward(bool log, const float *y, const float *dy, std::size
       for (std::size_t k = 0; k < n; ++k) {
         const std::size_t idx = (o * n + k) * inner + i;
         if (log) {
-          const ld ey = std::exp((ld)y[idx]);
+          const ld ey = (float)std::exp((double)y[idx]) == 0.0f ? 0 : std::exp((ld)y[idx]);
           r.want[idx] = (ld)dy[idx] - ey * s;
           r.scale[idx] = (double)(std::fabs((ld)dy[idx]) + ey * (std::fabs(s) + 4 * sa));
         } else {

@@ -186,6 +186,32 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
   }
 }
 
+// log-softmax backward with an infinite sum(dy): dx = dy - exp(y) * inf. Where
+// exp(y) underflows in float (y = -200) that is NaN, as PyTorch computes it in
+// float; where it does not (y = -100, a subnormal), -inf. The same on every
+// ISA and path: rows, long rows (chunks), columns.
+TEST_CASE("backward: log-softmax with an infinite sum, exp(y) underflowing or not", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{2, 40, 1}, {1, 20000, 1}, {1, 40, 3}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    std::vector<float> y(outer * n * inner, -1.0f), dy(y.size(), 0.5f);
+    const std::size_t at_inf = 3 * inner, at_under = 7 * inner, at_sub = 9 * inner;  // in row 0 of each outer
+    for (std::size_t o = 0; o < outer; ++o) {
+      dy[o * n * inner + at_inf] = kInf;
+      y[o * n * inner + at_under] = -200.0f;
+      y[o * n * inner + at_sub] = -100.0f;
+    }
+    std::vector<float> dx(y.size(), kSentinel);
+    REQUIRE(softkit_log_softmax_backward_f32(y.data(), dy.data(), dx.data(), outer, n, inner) == SOFTKIT_OK);
+    const std::string lab = shape_label(outer, n, inner);
+    for (std::size_t o = 0; o < outer; ++o) {
+      INFO(lab << " outer " << o);
+      CHECK(std::isnan(dx[o * n * inner + at_under]));
+      CHECK(dx[o * n * inner + at_sub] == -kInf);
+      CHECK(dx[o * n * inner + 0] == -kInf);  // exp(-1) * inf
+    }
+  }
+}
+
 TEST_CASE("backward: every target ignored", "[backward]") {
   for (std::size_t n : {5, 300, 20000}) {
     const auto x = make_tensor(Dist::Normal1, 4, n, 1, n);

@@ -230,11 +230,19 @@ double backward_sum(const float *y, const float *dy, std::size_t n, std::size_t 
   return s;
 }
 
+// exp(y) for log-softmax backward: 0 where the float exp underflows (below
+// about -103.97), as PyTorch's float computation has it, so that 0 * inf (an
+// infinite sum) is NaN as there; elsewhere in double.
+inline double exp_of_logprob(double y) {
+  const double e = std::exp(y);
+  return static_cast<float>(e) == 0.0f ? 0.0 : e;
+}
+
 void backward_write(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride, double s,
                     bool log) {
   for (std::size_t i = 0; i < n; ++i) {
     const double yi = y[i * stride], gi = dy[i * stride];
-    dx[i * stride] = static_cast<float>(log ? gi - std::exp(yi) * s : yi * (gi - s));
+    dx[i * stride] = static_cast<float>(log ? gi - exp_of_logprob(yi) * s : yi * (gi - s));
   }
 }
 

@@ -156,13 +156,16 @@ inline double bwd_sum_wide(const float *y, const float *dy, std::size_t n, std::
   return s;
 }
 
-// Out of line: a call to exp inside the hot loops would cost them their vector registers.
+// Out of line: a call to exp inside the hot loops would cost them their vector
+// registers. exp(y) is 0 where the float exp underflows, as the float form (and
+// PyTorch) has it: with an infinite sum, 0 * inf is NaN there too.
 template <bool Log>
 __attribute__((noinline, cold)) void bwd_write_wide(const float *y, const float *dy, float *dx, std::size_t n,
                                                     std::size_t stride, double s) {
   for (std::size_t i = 0; i < n; ++i) {
     const double yi = y[i * stride], g = dy[i * stride];
-    dx[i * stride] = static_cast<float>(Log ? g - std::exp(yi) * s : yi * (g - s));
+    const double e = Log ? std::exp(yi) : 0.0;
+    dx[i * stride] = static_cast<float>(Log ? g - (static_cast<float>(e) == 0.0f ? 0.0 : e) * s : yi * (g - s));
   }
 }
 // A log-softmax vector with a y > 0; lane l's sum at s[l * s_step].
