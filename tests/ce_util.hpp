@@ -68,12 +68,14 @@ inline std::vector<double> ce_scales(const std::vector<float> &x, const std::vec
 
 // Compares softkit's loss output against `want` (reference or another
 // implementation). `factor` widens the bound (2 when both sides are approximations).
+// Besides the relative bound, one ulp of the subnormals: a loss in that range
+// (a subnormal class weight) is only as close as the float spacing there.
 inline Compare compare_ce(const std::vector<float> &got, const std::vector<ld> &want, const std::vector<double> &scale,
                           ld divisor, softkit_reduction red, const std::string &label, double factor = 1.0) {
   Compare c;
   auto one = [&](float g, ld w, double sc, std::size_t where) {
     ++c.checked;
-    const double tol = factor * 4 * kEps * sc;
+    const double tol = factor * (4 * kEps * sc + kMinSub);
     bool ok;
     double err = 0;
     if (std::isnan(w)) {
