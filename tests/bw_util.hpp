@@ -77,11 +77,13 @@ inline Ref ce_probs(const float *x, const float *tp, std::size_t outer, std::siz
     const float *trow = tp + oo * classes * inner + ii;
     const ref::RowStats st = ref::row_stats(row, classes, inner);
     ld loss = 0, sc = 0;
-    const ld lse = st.finite() ? st.max + st.log_sum() : ref::ld_nan();
     for (std::size_t k = 0; k < classes; ++k) {
       const ld tk = (1 - e) * (ld)trow[k * inner] + e / C;
       const ld wk = (o.class_weights ? (ld)o.class_weights[k] : (ld)1) * tk;
-      loss += wk * (lse - (ld)row[k * inner]);
+      // -log p = (max - x) + log_sum: max + log_sum first would lose the log
+      // sum next to a max near the float range, even in long double.
+      const ld nlp = st.finite() ? ((ld)st.max - (ld)row[k * inner]) + st.log_sum() : ref::ld_nan();
+      loss += wk * nlp;
       if (st.finite()) sc += std::fabs(wk) * (1 + std::fabs((ld)row[k * inner] - st.max) + st.log_sum());
     }
     r.want[s] = loss;
