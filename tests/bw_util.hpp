@@ -107,7 +107,8 @@ inline Ref ce_probs(const float *x, const float *tp, std::size_t outer, std::siz
 }
 
 // Softmax backward dx = y (dy - sum(dy y)), scale |y| (|dy| + |dot| + 4 sum|dy y|);
-// log-softmax backward dx = dy - exp(y) sum(dy), scale |dy| + exp(y) (|sum| + 4 sum|dy|),
+// log-softmax backward dx = dy - exp(y) sum(dy), scale |dy| + exp(y) (|sum| + 4 sum|dy|)
+// (+ |sum| 2^-149 / eps where exp(y) is a float subnormal),
 // with exp(y) = 0 where the float exp underflows (PyTorch's semantics: with an
 // infinite sum, 0 * inf = NaN rather than the long double's -inf).
 // (The sums run in float blocks of 16 terms per lane before moving to double.)
@@ -131,6 +132,9 @@ inline Ref softmax_backward(bool log, const float *y, const float *dy, std::size
           const ld ey = (float)std::exp((double)y[idx]) == 0.0f ? 0 : std::exp((ld)y[idx]);
           r.want[idx] = (ld)dy[idx] - ey * s;
           r.scale[idx] = (double)(std::fabs((ld)dy[idx]) + ey * (std::fabs(s) + 4 * sa));
+          // Below about -87.3 exp(y) is a float subnormal, only as close as their
+          // spacing (2^-149; PyTorch's float exp too): that error times |sum|.
+          if (ey < (ld)0x1p-126) r.scale[idx] += (double)(std::fabs(s) * (ld)(tu::kMinSub / tu::kEps));
         } else {
           r.want[idx] = (ld)y[idx] * ((ld)dy[idx] - s);
           r.scale[idx] = (double)(std::fabs((ld)y[idx]) * (std::fabs((ld)dy[idx]) + std::fabs(s) + 4 * sa));
