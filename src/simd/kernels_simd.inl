@@ -264,6 +264,7 @@ template <int Store, bool Fast, class Side>
 inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
   // A local copy: its accumulators then stay in registers through the loop.
   typename std::decay<Side>::type side = side_out;
+  constexpr bool kSumOnly = Store != kStoreExp;  // the exps are not output: the exp of sums
   const vf vm(m);
   wide_sum acc{};
   std::size_t i = 0;
@@ -274,9 +275,8 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
     for (; i < end; i += step) {
       const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
       const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
-      constexpr bool sum_only = Store != kStoreExp;
-      const vf e0 = exp_pass<Fast, sum_only>(d0), e1 = exp_pass<Fast, sum_only>(d1);
-      const vf e2 = exp_pass<Fast, sum_only>(d2), e3 = exp_pass<Fast, sum_only>(d3);
+      const vf e0 = exp_pass<Fast, kSumOnly>(d0), e1 = exp_pass<Fast, kSumOnly>(d1);
+      const vf e2 = exp_pass<Fast, kSumOnly>(d2), e3 = exp_pass<Fast, kSumOnly>(d3);
       if (Store != kStoreNone) {
         (Store == kStoreExp ? e0 : d0).store_unaligned(y + i);
         (Store == kStoreExp ? e1 : d1).store_unaligned(y + i + W);
@@ -296,12 +296,12 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
   }
   vf a(0.0f);
   for (; i + W <= n; i += W) {
-    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, Store != kStoreExp>(d);
+    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, kSumOnly>(d);
     if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
     a += e;
   }
   if (i < n) {
-    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast, Store != kStoreExp>(d);
+    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast, kSumOnly>(d);
     if (Store != kStoreNone) isa_ops::store_tail(y + i, Store == kStoreExp ? e : d, n - i);
     a += e;
   }
