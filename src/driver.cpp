@@ -157,30 +157,31 @@ inline void plain_losses(const ce_setup &s, const int64_t *targets, const float 
   acc->bad_target |= a[0].bad_target | a[1].bad_target | a[2].bad_target | a[3].bad_target;
 }
 
-// PyTorch's per-sample loss from the row's max, log(sum exp(x - max)) and
-// smoothing sum, with the sample's weight for the mean's divisor.
-inline double sample_loss(const ce_setup &s, int64_t t, double max, double log_sum, float x_t, double smooth,
-                          ce_sum *acc) {
-  if (t == s.ignore_index) return 0.0;
-  const double w = s.weights ? s.weights[t] : 1.0;
-  const double nll = (max - x_t) + log_sum;
-  double loss = w * nll;
-  if (s.smoothing > 0.0) {
-    // sum_c w[c] * -log p[c]; smooth is all of it when it came from smoothing_exact.
-    const double all_classes = s.infinite_weight ? smooth : smooth + log_sum * s.weight_total;
-    loss = (1.0 - s.smoothing) * loss + s.smoothing / static_cast<double>(s.classes) * all_classes;
-  }
-  acc->loss += loss;
-  acc->weight += w;
-  return loss;
-}
-
 // sum_c w[c] * ((max - x[c]) + log_sum) for one sample, class by class: the
 // smoothing term when a weight is infinite (see ce_setup).
 inline double smoothing_exact(const ce_setup &s, const float *x, std::size_t stride, double max, double log_sum) {
   double sum = 0.0;
   for (std::size_t c = 0; c < s.classes; ++c) sum += s.weights[c] * ((max - x[c * stride]) + log_sum);
   return sum;
+}
+
+// PyTorch's per-sample loss from the sample's logits (x[c * stride]), their
+// max, log(sum exp(x - max)) and smoothing sum, with the sample's weight for
+// the mean's divisor. An ignored sample reads no logit.
+inline double sample_loss(const ce_setup &s, int64_t t, const float *x, std::size_t stride, double max,
+                          double log_sum, double smooth, ce_sum *acc) {
+  if (t == s.ignore_index) return 0.0;
+  const double w = s.weights ? s.weights[t] : 1.0;
+  const double nll = (max - x[static_cast<std::size_t>(t) * stride]) + log_sum;
+  double loss = w * nll;
+  if (s.smoothing > 0.0) {
+    const double all_classes = s.infinite_weight ? smoothing_exact(s, x, stride, max, log_sum)
+                                                 : smooth + log_sum * s.weight_total;  // sum_c w[c] * -log p[c]
+    loss = (1.0 - s.smoothing) * loss + s.smoothing / static_cast<double>(s.classes) * all_classes;
+  }
+  acc->loss += loss;
+  acc->weight += w;
+  return loss;
 }
 
 // inner == 1, rows short enough for one kernel call each.
@@ -201,9 +202,8 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
       else
         for (std::size_t r = 0; r < count; ++r) {
           const int64_t t = s.targets[r0 + r];
-          const float x_t = t == s.ignore_index ? 0.0f : x[r * s.classes + static_cast<std::size_t>(t)];
-          if (smooth && s.infinite_weight) smooth_sum[r] = smoothing_exact(s, x + r * s.classes, 1, max[r], log_sum[r]);
-          const double l = sample_loss(s, t, max[r], log_sum[r], x_t, smooth ? smooth_sum[r] : 0.0, &acc);
+          const double l =
+              sample_loss(s, t, x + r * s.classes, 1, max[r], log_sum[r], smooth ? smooth_sum[r] : 0.0, &acc);
           if (per_sample) per_sample[r0 + r] = static_cast<float>(l);
         }
       partial[it] = acc;
@@ -230,9 +230,7 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
         for (std::size_t l = 0; l < width; ++l) {
           const std::size_t sample = o * s.inner + j0 + l;
           const int64_t t = s.targets[sample];
-          const float x_t = t == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(t) * s.inner + l];
-          if (smooth && s.infinite_weight) smooth_sum[l] = smoothing_exact(s, x + l, s.inner, max[l], log_sum[l]);
-          const double v = sample_loss(s, t, max[l], log_sum[l], x_t, smooth ? smooth_sum[l] : 0.0, &acc);
+          const double v = sample_loss(s, t, x + l, s.inner, max[l], log_sum[l], smooth ? smooth_sum[l] : 0.0, &acc);
           if (per_sample) per_sample[sample] = static_cast<float>(v);
         }
       partial[it] = acc;
@@ -270,10 +268,7 @@ void cross_entropy_long_rows(const kernel_table &k, const ce_setup &s, std::size
       }
     }
     const int64_t target = s.targets[o];
-    const float x_t = target == s.ignore_index ? 0.0f : x[static_cast<std::size_t>(target)];
-    const double log_sum = std::log(t.sum);
-    if (smooth && s.infinite_weight) smooth_sum = smoothing_exact(s, x, 1, t.max, log_sum);
-    const double l = sample_loss(s, target, t.max, log_sum, x_t, smooth_sum, &partial[o]);
+    const double l = sample_loss(s, target, x, 1, t.max, std::log(t.sum), smooth_sum, &partial[o]);
     if (per_sample) per_sample[o] = static_cast<float>(l);
   }
 }

@@ -110,7 +110,7 @@ TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backwa
   for (const auto &s : std::vector<std::array<std::size_t, 3>>{{6, 40, 1}, {6, 20000, 1}, {2, 40, 3}, {6, 3, 1}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     auto x = make_tensor(Dist::Normal1, outer, n, inner, 9);
-    auto at = [&](std::size_t row, std::size_t k) -> float & { return x[((row / inner) * n + k) * inner + row % inner]; };
+    auto at = [&](std::size_t row, std::size_t k) -> float & { return row_elem(x, n, inner, row, k); };
     at(0, n / 2) = kInf;
     at(1, n - 1) = kNaN;
     for (std::size_t k = 0; k < n; ++k) at(2, k) = -kInf;
@@ -148,7 +148,7 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
       for (int kind = 0; kind < 3; ++kind) {
         std::vector<float> y(outer * n * inner), dy(y.size());
         auto at = [&](std::vector<float> &v, std::size_t row, std::size_t k) -> float & {
-          return v[((row / inner) * n + k) * inner + row % inner];
+          return row_elem(v, n, inner, row, k);
         };
         for (std::size_t row = 0; row < outer * inner; ++row)
           for (std::size_t k = 0; k < n; ++k) {

@@ -131,9 +131,7 @@ void add_specials(std::vector<float> &x, std::size_t outer, std::size_t n, std::
   std::mt19937_64 rng(seed);
   const std::size_t rows = outer * inner;
   if (rows < 5 || n == 0) return;
-  auto at = [&](std::size_t row, std::size_t k) -> float & {
-    return x[((row / inner) * n + k) * inner + row % inner];
-  };
+  auto at = [&](std::size_t row, std::size_t k) -> float & { return row_elem(x, n, inner, row, k); };
   std::uniform_int_distribution<std::size_t> pos(0, n - 1);
   at(0, pos(rng)) = kInf;
   at(1, pos(rng)) = kNaN;

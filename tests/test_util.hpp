@@ -304,6 +304,11 @@ inline void verify(Op op, const std::vector<float> &x, std::size_t outer, std::s
   }
 }
 
+// Element k of softmax row `row` (row = o * inner + i) of an [outer, n, inner] tensor.
+inline float &row_elem(std::vector<float> &v, std::size_t n, std::size_t inner, std::size_t row, std::size_t k) {
+  return v[((row / inner) * n + k) * inner + row % inner];
+}
+
 inline std::string shape_label(std::size_t outer, std::size_t n, std::size_t inner) {
   std::ostringstream os;
   os << "[" << outer << ", " << n << ", " << inner << "]";
