@@ -122,20 +122,18 @@ struct ce_setup {
   bool plain;
 };
 
-struct ce_sum {
-  double loss = 0.0, weight = 0.0;
-  bool bad_target = false;  // set by plain_losses only
-};
-
 // The common case: adds the losses of `count` samples whose logits start at x,
-// sample_stride apart, their classes class_stride apart, without a branch per
-// sample. A target out of range is flagged, and reads class 0 instead. Four
-// partial sums, so that the adds do not wait on each other.
-inline void plain_losses(const ce_setup &s, const int64_t *targets, const float *x, std::size_t count,
-                         std::size_t sample_stride, std::size_t class_stride, const float *max, const float *log_sum,
-                         ce_sum *acc) {
-  ce_sum a[4];  // in registers: a sum in memory would chain each add through a store
-  auto add = [&](std::size_t i, ce_sum &to) {
+// sample_stride apart, their classes class_stride apart (kernel_table::nll_sum,
+// or here without a branch per sample where the ISA has no gather). A target
+// out of range is flagged, and reads class 0 instead. Four partial sums, so
+// that the adds do not wait on each other.
+inline void plain_losses(const kernel_table &k, const ce_setup &s, const int64_t *targets, const float *x,
+                         std::size_t count, std::size_t sample_stride, std::size_t class_stride, const float *max,
+                         const float *log_sum, loss_sum *acc) {
+  if (k.nll_sum)
+    return k.nll_sum(x, targets, count, sample_stride, class_stride, s.classes, s.ignore_index, max, log_sum, acc);
+  loss_sum a[4];  // in registers: a sum in memory would chain each add through a store
+  auto add = [&](std::size_t i, loss_sum &to) {
     const int64_t t = targets[i];
     const bool keep = t != s.ignore_index, in_range = static_cast<uint64_t>(t) < s.classes;
     to.bad_target |= keep & !in_range;
@@ -169,7 +167,7 @@ inline double smoothing_exact(const ce_setup &s, const float *x, std::size_t str
 // max, log(sum exp(x - max)) and smoothing sum, with the sample's weight for
 // the mean's divisor. An ignored sample reads no logit.
 inline double sample_loss(const ce_setup &s, int64_t t, const float *x, std::size_t stride, double max,
-                          double log_sum, double smooth, ce_sum *acc) {
+                          double log_sum, double smooth, loss_sum *acc) {
   if (t == s.ignore_index) return 0.0;
   const double w = s.weights ? s.weights[t] : 1.0;
   const double nll = (max - x[static_cast<std::size_t>(t) * stride]) + log_sum;
@@ -186,7 +184,7 @@ inline double sample_loss(const ce_setup &s, int64_t t, const float *x, std::siz
 
 // inner == 1, rows short enough for one kernel call each.
 void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
-                        std::vector<ce_sum> &partial, int threads) {
+                        std::vector<loss_sum> &partial, int threads) {
   const bool smooth = s.smoothing > 0.0;
   const std::size_t item_rows = rows_per_item(s.classes), items = ceil_div(outer, item_rows);
   partial.assign(items, {});
@@ -197,8 +195,8 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
       const std::size_t r0 = it * item_rows, count = min_size(item_rows, outer - r0);
       const float *x = s.logits + r0 * s.classes;
       k.stats_rows(x, count, s.classes, s.weights, smooth, max, log_sum, smooth_sum);
-      ce_sum acc;
-      if (s.plain) plain_losses(s, s.targets + r0, x, count, s.classes, 1, max, log_sum, &acc);
+      loss_sum acc;
+      if (s.plain) plain_losses(k, s, s.targets + r0, x, count, s.classes, 1, max, log_sum, &acc);
       else
         for (std::size_t r = 0; r < count; ++r) {
           const int64_t t = s.targets[r0 + r];
@@ -212,7 +210,7 @@ void cross_entropy_rows(const kernel_table &k, const ce_setup &s, std::size_t ou
 }
 
 void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
-                        std::vector<ce_sum> &partial, int threads) {
+                        std::vector<loss_sum> &partial, int threads) {
   const bool smooth = s.smoothing > 0.0;
   const column_blocks cb(s.classes, s.inner);
   partial.assign(cb.items(outer), {});
@@ -224,8 +222,8 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
       const std::size_t o = it / cb.blocks, j0 = cb.column(it), width = cb.width_of(it);
       const float *x = s.logits + cb.offset(it);
       k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch.get());
-      ce_sum acc;
-      if (s.plain) plain_losses(s, s.targets + o * s.inner + j0, x, width, 1, s.inner, max, log_sum, &acc);
+      loss_sum acc;
+      if (s.plain) plain_losses(k, s, s.targets + o * s.inner + j0, x, width, 1, s.inner, max, log_sum, &acc);
       else
         for (std::size_t l = 0; l < width; ++l) {
           const std::size_t sample = o * s.inner + j0 + l;
@@ -240,7 +238,7 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
 
 // inner == 1, rows of more than kRowChunk classes.
 void cross_entropy_long_rows(const kernel_table &k, const ce_setup &s, std::size_t outer, float *per_sample,
-                             std::vector<ce_sum> &partial, int threads) {
+                             std::vector<loss_sum> &partial, int threads) {
   const bool smooth = s.smoothing > 0.0;
   const chunking ch(s.classes);
   const std::vector<span_stats> parts = chunk_stats(k, s.logits, outer, ch, s.weights, smooth, threads);
@@ -383,7 +381,7 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   float *per_sample = none ? loss : nullptr;
-  std::vector<ce_sum> partial;
+  std::vector<loss_sum> partial;
   if (inner > 1)
     cross_entropy_cols(k, s, outer, per_sample, partial, threads);
   else if (classes <= kRowChunk)
@@ -392,8 +390,8 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
     cross_entropy_long_rows(k, s, outer, per_sample, partial, threads);
 
   if (!none) {
-    ce_sum sum;
-    for (const ce_sum &p : partial) {
+    loss_sum sum;
+    for (const loss_sum &p : partial) {
       sum.loss += p.loss;
       sum.weight += p.weight;
       sum.bad_target |= p.bad_target;

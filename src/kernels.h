@@ -43,6 +43,13 @@ struct span_stats {
   double smooth;
 };
 
+// A sum of cross-entropy losses and of their weights; bad_target: a target
+// outside [0, classes) that is not ignore_index was seen.
+struct loss_sum {
+  double loss = 0.0, weight = 0.0;
+  bool bad_target = false;
+};
+
 // Cross-entropy gradient of one sample (one row of logits, p its softmax):
 //   dx[j] = a * p[j] - b * w[j] - (j == t ? c : 0)      (w[j] = 1 without weights)
 // An ignored sample has a = b = c = 0 and t = -1 (zeros, NaN where p is NaN, as PyTorch).
@@ -93,6 +100,16 @@ struct kernel_table {
   // Per row: max, float log(sum exp(x - max)) and, if smooth, the smoothing sum.
   void (*stats_rows)(const float *x, std::size_t rows, std::size_t n, const float *weights, bool smooth,
                      float *max, float *log_sum, double *smooth_sum);
+
+  // The plain cross-entropy (no weights, no smoothing) of `count` samples whose
+  // max and log_sum are known: sample i's logits start at x + i * sample_stride,
+  // its classes class_stride apart; adds (max[i] - x[t]) + log_sum[i] in double
+  // and a weight of 1 per sample whose target t is not ignore_index, and flags
+  // a target out of range. nullptr where the ISA has no gather: the driver's
+  // scalar loop does it.
+  void (*nll_sum)(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                  std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                  const float *log_sum, loss_sum *acc);
 
   // --- one chunk of a long row, inner == 1
   // The chunk's max; NaN if it holds NaN and nothing above -inf.

@@ -50,6 +50,9 @@ struct isa_ops {
   static vd widen_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
   static vd widen_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
   static vf scale_pow2(vf p, vf k, vf t);
+  static void nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                      const float *log_sum, loss_sum *acc);
   template <bool Sum = false>
   static vf exp(vf x);
 };
@@ -75,6 +78,59 @@ __attribute__((always_inline)) inline vf isa_ops::exp(vf x) {
   const exp_parts e = exp_poly_parts<Sum>(x);
   return _mm256_castsi256_ps(
       _mm256_add_epi32(_mm256_castps_si256(e.p), _mm256_slli_epi32(_mm256_castps_si256(e.t), 23)));
+}
+
+// kernel_table::nll_sum, 4 samples at a time (their int64 targets in one
+// vector, one gather), the 4 lanes keeping their own sums; the last 1 to 3 one
+// by one. AVX2 multiplies 32-bit halves only: a target times class_stride is
+// exact while both are below 2^32, which a tensor of fewer than 2^32 classes
+// and a stride below 2^32 guarantee; beyond, every sample goes one by one.
+void isa_ops::nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                      const float *log_sum, loss_sum *acc) {
+  const bool narrow = classes < (std::size_t{1} << 32) && class_stride < (std::size_t{1} << 32);
+  const __m256i ignore = _mm256_set1_epi64x(ignore_index), sign = _mm256_set1_epi64x(INT64_MIN);
+  const __m256i limit = _mm256_xor_si256(_mm256_set1_epi64x(static_cast<int64_t>(classes)), sign);
+  const __m256i cstride = _mm256_set1_epi64x(static_cast<int64_t>(class_stride));
+  const __m256i step = _mm256_set1_epi64x(static_cast<int64_t>(4 * sample_stride));
+  const __m256i halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // a 64-bit lane mask to 32-bit lanes
+  const int64_t s = static_cast<int64_t>(sample_stride);
+  __m256i first = _mm256_setr_epi64x(0, s, 2 * s, 3 * s);
+  __m256d loss = _mm256_setzero_pd();
+  int bad = 0;
+  std::size_t kept = 0, i = 0;
+  for (; narrow && i + 4 <= count; i += 4, first = _mm256_add_epi64(first, step)) {
+    const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(targets + i));
+    const __m256i keep = _mm256_xor_si256(_mm256_cmpeq_epi64(t, ignore), _mm256_set1_epi64x(-1));
+    const __m256i in_range = _mm256_cmpgt_epi64(limit, _mm256_xor_si256(t, sign));  // unsigned t < classes
+    bad |= _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_andnot_si256(in_range, keep)));
+    const __m256i use = _mm256_and_si256(keep, in_range);
+    const __m256i at = _mm256_add_epi64(first, _mm256_mul_epu32(t, cstride));
+    const __m128 use32 = _mm256_castps256_ps128(_mm256_castsi256_ps(_mm256_permutevar8x32_epi32(use, halves)));
+    const __m128 xt = _mm256_mask_i64gather_ps(_mm_setzero_ps(), x, at, use32, 4);
+    const __m256d l = _mm256_add_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(max + i)), _mm256_cvtps_pd(xt)),
+                                    _mm256_cvtps_pd(_mm_loadu_ps(log_sum + i)));
+    // A lane not kept adds +0, even where its l is NaN.
+    loss = _mm256_add_pd(loss, _mm256_and_pd(l, _mm256_castsi256_pd(keep)));
+    kept += static_cast<std::size_t>(__builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(keep))));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, loss);
+  double total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < count; ++i) {
+    const int64_t t = targets[i];
+    if (t == ignore_index) continue;
+    if (static_cast<uint64_t>(t) >= classes) {
+      bad = 1;
+      continue;
+    }
+    total += (static_cast<double>(max[i]) - x[i * sample_stride + static_cast<std::size_t>(t) * class_stride]) +
+             log_sum[i];
+    ++kept;
+  }
+  acc->loss += total;
+  acc->weight += static_cast<double>(kept);
+  acc->bad_target = acc->bad_target || bad != 0;
 }
 
 constexpr kernel_table kTable = make_table(SOFTKIT_ISA_AVX2);

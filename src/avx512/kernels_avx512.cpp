@@ -94,6 +94,37 @@ struct isa_ops {
   }
   static vd widen_lo(vf v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
   static vd widen_hi(vf v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
+  // kernel_table::nll_sum, 8 samples at a time: their int64 targets are the
+  // lanes of one vector, checked at once, and turned into the addresses of
+  // the target logits for one gather. The 8 lanes keep their own sums.
+  static void nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                      const float *log_sum, loss_sum *acc) {
+    const __m512i ignore = _mm512_set1_epi64(ignore_index), limit = _mm512_set1_epi64(static_cast<int64_t>(classes));
+    const __m512i cstride = _mm512_set1_epi64(static_cast<int64_t>(class_stride));
+    const __m512i step = _mm512_set1_epi64(static_cast<int64_t>(8 * sample_stride));
+    __m512i first = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                                       _mm512_set1_epi64(static_cast<int64_t>(sample_stride)));
+    __m512d loss = _mm512_setzero_pd();
+    __mmask8 bad = 0;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < count; i += 8, first = _mm512_add_epi64(first, step)) {
+      const __mmask8 lanes = count - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (count - i)) - 1u);
+      const __m512i t = _mm512_maskz_loadu_epi64(lanes, targets + i);
+      const __mmask8 keep = _mm512_mask_cmpneq_epi64_mask(lanes, t, ignore);
+      const __mmask8 in_range = _mm512_cmplt_epu64_mask(t, limit);
+      bad |= keep & static_cast<__mmask8>(~in_range);
+      const __m512i at = _mm512_add_epi64(first, _mm512_mullo_epi64(t, cstride));
+      const __m256 xt = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), keep & in_range, at, x, 4);
+      const __m512d m = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, max + i));
+      const __m512d ls = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(lanes, log_sum + i));
+      loss = _mm512_mask_add_pd(loss, keep, loss, _mm512_add_pd(_mm512_sub_pd(m, _mm512_cvtps_pd(xt)), ls));
+      kept += static_cast<std::size_t>(__builtin_popcount(keep));
+    }
+    acc->loss += _mm512_reduce_add_pd(loss);
+    acc->weight += static_cast<double>(kept);
+    acc->bad_target = acc->bad_target || bad != 0;
+  }
   // vscalefps: p * 2^floor(k) with correct rounding into the subnormals.
   static vf scale_pow2(vf p, vf k, vf) { return _mm512_scalef_ps(p, k); }
   // exp for x <= 0 or NaN with two FMAs less than the polynomial: x = (k/16) ln2 + r,

@@ -37,6 +37,7 @@ struct isa_ops {
   static vd widen_lo(vf v) { return vcvt_f64_f32(vget_low_f32(v)); }
   static vd widen_hi(vf v) { return vcvt_high_f64_f32(v); }
   static vf scale_pow2(vf p, vf k, vf t);
+  static constexpr std::nullptr_t nll_sum = nullptr;  // no gather: the driver's loop
 };
 
 #include "simd/kernels_simd.inl"

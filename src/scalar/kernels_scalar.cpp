@@ -297,7 +297,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 }
 
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonpositive, softmax_rows, log_softmax_rows,
-                              logsumexp_rows,     stats_rows,        span_max, softmax_chunk_exp, scale,
+                              logsumexp_rows,     stats_rows,        nullptr /* nll_sum: the driver's loop */, span_max, softmax_chunk_exp, scale,
                               stats_chunk,        log_softmax_chunk_write, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols, slabs,
                               logsumexp_cols,     stats_cols,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols,

@@ -422,6 +422,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_softmax_rows,
                       logsumexp_rows,
                       stats_rows,
+                      isa_ops::nll_sum,
                       chunk_max,
                       softmax_chunk_exp,
                       scale,
