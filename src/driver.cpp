@@ -302,7 +302,9 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     });
   } else if (n <= kRowChunk) {
     const auto rows = soft ? k.softmax_rows : k.log_softmax_rows;
-    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) { rows(x + b * n, y + b * n, e - b, n); });
+    const bool from_memory = total > kColdElements;
+    parallel_ranges(outer, threads,
+                    [&](std::size_t b, std::size_t e) { rows(x + b * n, y + b * n, e - b, n, from_memory); });
   } else if (soft) {
     softmax_long_rows(k, x, y, outer, n, threads);
   } else {

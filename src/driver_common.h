@@ -196,6 +196,7 @@ void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std:
   float max = k.chunk_max(x + ch.offset(b), ch.span(b));
   for (std::size_t it = b; it < e; ++it) {
     chunk_side side;
+    side.pipelined = how != fuse::none;
     if (it + 1 < e && how != fuse::none) {
       side.next = x + ch.offset(it + 1);
       side.next_n = ch.span(it + 1);
@@ -217,7 +218,7 @@ void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std:
 // thread, everything; from memory, nothing.
 inline fuse write_fusion(std::size_t outer, std::size_t n, int threads) {
   const std::size_t t = static_cast<std::size_t>(threads);
-  if (outer * n / t > kColdElements) return fuse::none;
+  if (outer * n > kColdElements) return fuse::none;
   return t <= 1 || outer % t == 0 || outer >= 4 * t ? fuse::max_write : fuse::max;
 }
 

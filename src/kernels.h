@@ -81,6 +81,9 @@ struct chunk_side {
   float *write_y = nullptr;
   std::size_t write_n = 0;
   float a = 0.0f, b = 0.0f, c = 0.0f;
+  // The pass is one of a pipeline over the chunks (the driver's choice, by
+  // shape): its blocks may go in another order, and so its sum's roundings.
+  bool pipelined = false;
 };
 
 struct kernel_table {
@@ -94,8 +97,10 @@ struct kernel_table {
   void (*exp_summed)(const float *x, float *y, std::size_t n);
 
   // --- whole rows, inner == 1
-  void (*softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n);
-  void (*log_softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n);
+  // from_memory: the tensor is larger than kColdElements (the caller's choice,
+  // by shape): separate passes rather than the pipeline.
+  void (*softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n, bool from_memory);
+  void (*log_softmax_rows)(const float *x, float *y, std::size_t rows, std::size_t n, bool from_memory);
   void (*logsumexp_rows)(const float *x, float *out, std::size_t rows, std::size_t n);
   // Per row: max, float log(sum exp(x - max)) and, if smooth, the smoothing sum.
   void (*stats_rows)(const float *x, std::size_t rows, std::size_t n, const float *weights, bool smooth,

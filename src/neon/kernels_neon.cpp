@@ -31,6 +31,7 @@ struct isa_ops {
   }
   static void store_stream(float *p, vf v) { v.store_aligned(p); }  // no cache-bypassing store here
   static void stream_fence() {}
+  static constexpr bool kDescendBehindSide = false;  // not measured on hardware
   static float hmax(vf v) { return vmaxvq_f32(v); }
   static vf all_max(vf v) { return vdupq_n_f32(vmaxvq_f32(v)); }
   static vf all_sum(vf v) { return vdupq_n_f32(vaddvq_f32(v)); }

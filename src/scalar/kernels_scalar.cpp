@@ -95,11 +95,11 @@ void exp_nonpositive(const float *x, float *y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(std::exp(static_cast<double>(x[i])));
 }
 
-void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n, bool) {
   for (std::size_t r = 0; r < rows; ++r) softmax_of({x + r * n, n, 1}, y + r * n, 1);
 }
 
-void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n, bool) {
   for (std::size_t r = 0; r < rows; ++r) log_softmax_of({x + r * n, n, 1}, y + r * n, 1);
 }
 

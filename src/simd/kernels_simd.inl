@@ -10,6 +10,7 @@
 //     static float hmax(vf v);
 //     static vd widen_lo(vf v), widen_hi(vf v);                      // float halves -> double
 //     static vf scale_pow2(vf p, vf k, vf t);  // p * 2^k, k in [-150, 0], t = k + 1.5 * 2^23
+//     static constexpr bool kDescendBehindSide;  // see exp_sum_pass
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
@@ -178,17 +179,25 @@ struct wide_sum {
 // the blocks past its own end), then finish() for the rest of its span. Each
 // side computes exactly what its stand-alone pass would, bit for bit.
 struct no_side {
+  bool pipelined() const { return false; }
   void block(std::size_t) {}
   void finish() {}
 };
 
-// The max of another span (the row or chunk that comes next), as row_max has it.
+// The max of another span (the row or chunk that comes next), as row_max has
+// it. A side_max makes its pass a pipelined one (see exp_sum_pass), also on the
+// last span of a range, which has no next span (n = 0): the order of the sums
+// must not depend on where the threads' ranges end. with_chunk_side's is
+// pipelined when the driver's chunk_side says so.
 struct side_max {
   const float *x;
   std::size_t n, done = 0;
   vf m0, m1, m2, m3;
   float result = kNegInf;
-  side_max(const float *x_, std::size_t n_) : x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf) {}
+  bool in_pipeline;
+  side_max(const float *x_, std::size_t n_, bool in_pipeline_ = true)
+      : x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf), in_pipeline(in_pipeline_) {}
+  bool pipelined() const { return in_pipeline; }
   void block(std::size_t i) {
     if (i + kUnroll * W > n) return;
     m0 = xsimd::max(m0, vf::load_unaligned(x + i));
@@ -220,6 +229,7 @@ struct side_write {
   side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_) : x(x_), y(y_), n(n_), a(a_), b(b_) {}
   vf of(vf v) const { return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a; }
   const float *src() const { return Mode == kLogFromX ? x : y; }
+  bool pipelined() const { return false; }
   void block(std::size_t i) {
     if (i + kUnroll * W > n) return;
     for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + i + v * W)).store_unaligned(y + i + v * W);
@@ -236,6 +246,7 @@ template <class A, class B>
 struct side_pair {
   A first;
   B second;
+  bool pipelined() const { return first.pipelined() || second.pipelined(); }
   void block(std::size_t i) {
     first.block(i);
     second.block(i);
@@ -260,19 +271,20 @@ inline float row_max(const float *x, std::size_t n) {
 // along. Fast: the unclamped exp (see exp_unclamped).
 enum store_what { kStoreNone, kStoreExp, kStoreShifted };  // y = nothing, exp(x - m), x - m
 
-template <int Store, bool Fast, class Side>
-inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
+template <int Store, bool Fast, bool Backward, class Side>
+inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
   // A local copy: its accumulators then stay in registers through the loop.
   typename std::decay<Side>::type side = side_out;
   constexpr bool kSumOnly = Store != kStoreExp;  // the exps are not output: the exp of sums
   const vf vm(m);
   wide_sum acc{};
-  std::size_t i = 0;
   constexpr std::size_t step = kUnroll * W;
-  while (i + step <= n) {
-    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
+  const std::size_t blocks = n / step;
+  for (std::size_t k = 0; k < blocks;) {
+    const std::size_t end = k + min_size(blocks - k, kFlush);
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    for (; i < end; i += step) {
+    for (; k < end; ++k) {
+      const std::size_t i = (Backward ? blocks - 1 - k : k) * step;
       const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
       const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
       const vf e0 = exp_pass<Fast, kSumOnly>(d0), e1 = exp_pass<Fast, kSumOnly>(d1);
@@ -283,7 +295,7 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
         (Store == kStoreExp ? e2 : d2).store_unaligned(y + i + 2 * W);
         (Store == kStoreExp ? e3 : d3).store_unaligned(y + i + 3 * W);
       }
-      side.block(i);
+      side.block(k * step);
       a0 += e0;
       a1 += e1;
       a2 += e2;
@@ -295,6 +307,7 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
     acc.add(a3);
   }
   vf a(0.0f);
+  std::size_t i = blocks * step;
   for (; i + W <= n; i += W) {
     const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, kSumOnly>(d);
     if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
@@ -309,6 +322,19 @@ inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Sid
   side.finish();
   side_out = side;
   return acc.total();
+}
+
+// In a pipeline, where a side_max reads the next span (from memory, say), an
+// ISA with isa_ops::kDescendBehindSide takes the pass's own blocks from the
+// last to the first: the side's loads are then the one ascending stream, which
+// the hardware prefetchers follow. Outside (the passes over data from memory,
+// one after the other) the blocks go up: there, stores going down ran at half
+// speed. The order of the sums follows; which passes pipeline is the shape's
+// choice alone, never the threads'.
+template <int Store, bool Fast, class Side>
+inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side) {
+  if (isa_ops::kDescendBehindSide && side.pipelined()) return exp_sum_blocks<Store, Fast, true>(x, y, n, m, side);
+  return exp_sum_blocks<Store, Fast, false>(x, y, n, m, side);
 }
 
 // Not -inf, +inf or NaN: the test of a sum of the unclamped exp (below).
@@ -701,11 +727,11 @@ inline std::size_t log_batch_rows(std::size_t n) {
 
 // Longer rows in a pipeline: row r's exp pass also finds row r + 1's max and
 // writes row r - 1's output, so the memory-bound passes hide behind the exps.
-void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+void softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n, bool from_memory) {
   if (tiny_rows<isa_ops>::softmax(x, y, rows, n)) return;
   if (with_short_count(n, [&](auto nv) { softmax_short<decltype(nv)::value>(x, y, rows, n); })) return;
   if (rows == 0) return;
-  if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
+  if (from_memory) {  // separate passes, each one stream
     for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
       const double s = row_exp_sum<kStoreExp>(x, y, n, row_max(x, n));
       row_scale(y, n, static_cast<float>(1.0 / s));
@@ -738,7 +764,7 @@ inline bool log_softmax_first_pass(const float *x, float *y, std::size_t n, floa
   return true;
 }
 
-void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n) {
+void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n, bool from_memory) {
   if (rows == 0) return;
   if (n < kGroupLogBelow) {
     alignas(64) float m[kLogBatch], ls[kLogBatch];
@@ -750,7 +776,7 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n)
     }
     return;
   }
-  if (rows * n > kColdElements) {  // from memory: separate passes, each one stream
+  if (from_memory) {  // separate passes, each one stream
     // The exp pass leaves x - max in y as below: then it is the pass that waits
     // for y's lines to come from memory, behind its exps, and not the last.
     float log_sum = 0.0f;
@@ -809,7 +835,7 @@ template <class F>
 inline auto with_chunk_side(chunk_side *cs, F &&f) {
   chunk_side none;
   if (!cs) cs = &none;
-  const side_max next(cs->next, cs->next_n);
+  const side_max next(cs->next, cs->next_n, cs->pipelined);
   const auto run = [&](auto out) {
     auto side = sides(next, out);
     const auto result = f(side);
