@@ -29,8 +29,8 @@ struct isa_ops {
   static float hmax(vf v) { return _mm512_reduce_max_ps(v); }
   // Two ascending streams a row apart, one of them hitting L1 (a pass and its
   // side reading the next row), lose the prefetchers (Zen 4): descending, the
-  // pass gained 18-28% on cross-entropy and logsumexp at 16384 x 1000 from
-  // memory, 9-14% on the softmax pipelines in L3 (256 x 1024, 32 x 50257), and
+  // pass gained 15-28% on cross-entropy and logsumexp at 16384 x 1000 from
+  // memory, 2-8% on the softmax pipelines in L3 (256 x 1024, 32 x 50257), and
   // lost at most 3% on rows in L2.
   static constexpr bool kDescendBehindSide = true;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:

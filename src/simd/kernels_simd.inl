@@ -280,11 +280,12 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
   wide_sum acc{};
   constexpr std::size_t step = kUnroll * W;
   const std::size_t blocks = n / step;
-  for (std::size_t k = 0; k < blocks;) {
-    const std::size_t end = k + min_size(blocks - k, kFlush);
+  // i walks the blocks up or down; j = k * step, the side's position, always up.
+  std::size_t i = Backward && blocks ? (blocks - 1) * step : 0, j = 0;
+  while (j + step <= n) {
+    const std::size_t end = j + min_size((n - j) / step, kFlush) * step;
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    for (; k < end; ++k) {
-      const std::size_t i = (Backward ? blocks - 1 - k : k) * step;
+    for (; j < end; j += step, i = Backward ? i - step : i + step) {
       const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
       const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
       const vf e0 = exp_pass<Fast, kSumOnly>(d0), e1 = exp_pass<Fast, kSumOnly>(d1);
@@ -295,7 +296,7 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
         (Store == kStoreExp ? e2 : d2).store_unaligned(y + i + 2 * W);
         (Store == kStoreExp ? e3 : d3).store_unaligned(y + i + 3 * W);
       }
-      side.block(k * step);
+      side.block(j);
       a0 += e0;
       a1 += e1;
       a2 += e2;
@@ -307,7 +308,7 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
     acc.add(a3);
   }
   vf a(0.0f);
-  std::size_t i = blocks * step;
+  i = blocks * step;
   for (; i + W <= n; i += W) {
     const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, kSumOnly>(d);
     if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
@@ -333,7 +334,8 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
 // choice alone, never the threads'.
 template <int Store, bool Fast, class Side>
 inline double exp_sum_pass(const float *x, float *y, std::size_t n, float m, Side &&side) {
-  if (isa_ops::kDescendBehindSide && side.pipelined()) return exp_sum_blocks<Store, Fast, true>(x, y, n, m, side);
+  if constexpr (isa_ops::kDescendBehindSide)
+    if (side.pipelined()) return exp_sum_blocks<Store, Fast, true>(x, y, n, m, side);
   return exp_sum_blocks<Store, Fast, false>(x, y, n, m, side);
 }
 
