@@ -83,6 +83,7 @@ struct chunk_side {
   float a = 0.0f, b = 0.0f, c = 0.0f;
   // The pass is one of a pipeline over the chunks (the driver's choice, by
   // shape): its blocks may go in another order, and so its sum's roundings.
+  // Outside a pipeline there is no next chunk and no write.
   bool pipelined = false;
 };
 
