@@ -137,7 +137,7 @@ inline void plain_losses(const kernel_table &k, const ce_setup &s, const int64_t
     const int64_t t = targets[i];
     const bool keep = t != s.ignore_index, in_range = static_cast<uint64_t>(t) < s.classes;
     to.bad_target |= keep & !in_range;
-    const std::size_t c = keep & in_range ? static_cast<std::size_t>(t) : 0;
+    const std::size_t c = (keep & in_range) ? static_cast<std::size_t>(t) : 0;
     const double l = (static_cast<double>(max[i]) - x[i * sample_stride + c * class_stride]) + log_sum[i];
     to.loss += keep ? l : 0.0;
     to.weight += keep ? 1.0 : 0.0;

@@ -278,7 +278,7 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
   wide_sum acc{};
   constexpr std::size_t step = kUnroll * W;
   const std::size_t blocks = n / step;
-  // i walks the blocks up or down; j = k * step, the side's position, always up.
+  // i: the block the pass takes, going up or down; j: the side's, always up.
   std::size_t i = Backward && blocks ? (blocks - 1) * step : 0, j = 0;
   while (j + step <= n) {
     const std::size_t end = j + min_size((n - j) / step, kFlush) * step;
