@@ -117,6 +117,30 @@ struct soft_setup {
   float keep, add;  // t' = keep * t + add
 };
 
+// One sample's loss class by class, sum_c w t' ((max - x[c]) + log_sum), in
+// double: for a sample whose split form (dist + log_sum * mass) came out NaN.
+// That form takes w t' (max - x) apart from w t' log_sum, so an infinite w t'
+// on the class of the max makes inf * 0, where PyTorch's -sum t' log p is
+// +-inf. A sample whose softmax is NaN stays NaN.
+double soft_exact(const soft_setup &s, const float *x, const float *t, std::size_t n, std::size_t stride) {
+  float max = -kInf;
+  for (std::size_t c = 0; c < n; ++c) {
+    const float v = x[c * stride];
+    if (v != v) return kNaN;
+    max = v > max ? v : max;
+  }
+  if (max == kInf || max == -kInf) return kNaN;
+  double sum = 0.0;
+  for (std::size_t c = 0; c < n; ++c) sum += std::exp(static_cast<double>(x[c * stride]) - max);
+  const double log_sum = std::log(sum);
+  double loss = 0.0;
+  for (std::size_t c = 0; c < n; ++c) {
+    const double tp = static_cast<double>(s.keep) * t[c * stride] + s.add;
+    loss += (s.weights ? s.weights[c] * tp : tp) * ((static_cast<double>(max) - x[c * stride]) + log_sum);
+  }
+  return loss;
+}
+
 // A long row's loss from its chunks: sum_c [dist_c + (row max - chunk max) * mass_c]
 // + log(sum) * mass. A chunk of all -inf (under a finite row max) is summed
 // element by element: w t' (max - x) is +inf, or NaN where w t' is 0, as in PyTorch.
@@ -232,6 +256,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
         k.soft_ce_cols(logits + cb.offset(it), target_probs + cb.offset(it), classes, inner, width, s.weights, s.keep,
                        s.add, l, scratch.get());
         for (std::size_t j = 0; j < width; ++j) {
+          if (l[j] != l[j]) l[j] = soft_exact(s, logits + cb.offset(it) + j, target_probs + cb.offset(it) + j, classes, inner);
           partial[it] += l[j];
           if (per_sample) per_sample[first + j] = static_cast<float>(l[j]);
         }
@@ -247,6 +272,8 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
         k.soft_ce_rows(logits + r0 * classes, target_probs + r0 * classes, count, classes, s.weights, s.keep, s.add,
                        l);
         for (std::size_t r = 0; r < count; ++r) {
+          if (l[r] != l[r])
+            l[r] = soft_exact(s, logits + (r0 + r) * classes, target_probs + (r0 + r) * classes, classes, 1);
           partial[it] += l[r];
           if (per_sample) per_sample[r0 + r] = static_cast<float>(l[r]);
         }
@@ -265,6 +292,8 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
     reset(outer);
     for (std::size_t r = 0; r < outer; ++r) {
       partial[r] = soft_long_row(s, logits + r * classes, target_probs + r * classes, ch, &parts[r * ch.chunks]);
+      if (partial[r] != partial[r])
+        partial[r] = soft_exact(s, logits + r * classes, target_probs + r * classes, classes, 1);
       if (per_sample) per_sample[r] = static_cast<float>(partial[r]);
     }
   }

@@ -4,6 +4,8 @@
 // over many row lengths (tails, long-row chunks, 2^18 + 3), column layouts and
 // every option; central finite differences of the reference loss; error rules,
 // in-place aliasing, zero work and bitwise determinism across thread counts.
+#include <array>
+
 #include "bw_util.hpp"
 
 using namespace tu;
@@ -481,5 +483,39 @@ TEST_CASE("soft targets: one-hot probabilities give the hard-target loss", "[bac
     const auto soft = bw::run_probs(x, tp, outer, n, inner, o);
     const auto hard = run_ce(x, t, outer, n, inner, &o);
     for (std::size_t s = 0; s < soft.size(); ++s) CHECK(soft[s] == Approx(hard[s]).epsilon(1e-5).margin(1e-6));
+  }
+}
+
+// The split form (dist + log_sum * mass) made inf * 0 = NaN where an infinite
+// target probability sits on the class of the max (fuzzer: [35, 15, 1], every
+// t = +inf); PyTorch's -sum t log p is +inf there, and -inf + inf = NaN with
+// targets of both signs. Rows, column blocks and long rows.
+TEST_CASE("soft targets: infinite target probabilities", "[backward]") {
+  for (const auto &dims : std::vector<std::array<std::size_t, 3>>{{4, 15, 1}, {3, 9, 5}, {3, 20000, 1}}) {
+    const std::size_t outer = dims[0], n = dims[1], inner = dims[2];
+    const auto x = make_tensor(Dist::Normal1, outer, n, inner, 21);
+    std::vector<float> tp(x.size(), 0.25f);
+    auto at = [&](std::size_t o, std::size_t k, std::size_t i) -> std::size_t { return (o * n + k) * inner + i; };
+    auto argmax = [&](std::size_t o, std::size_t i) {
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < n; ++k)
+        if (x[at(o, k, i)] > x[at(o, best, i)]) best = k;
+      return best;
+    };
+    for (std::size_t i = 0; i < inner; ++i) {
+      for (std::size_t k = 0; k < n; ++k) tp[at(0, k, i)] = kInf;  // every class
+      tp[at(1, argmax(1, i), i)] = kInf;                             // the max's class only
+      tp[at(outer - 1, argmax(outer - 1, i), i)] = kInf;             // +inf and -inf: NaN
+      tp[at(outer - 1, argmax(outer - 1, i) == 0 ? 1 : 0, i)] = -kInf;
+    }
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.0f, nullptr);
+    const auto loss = bw::run_probs(x, tp, outer, n, inner, o);
+    for (std::size_t i = 0; i < inner; ++i) {
+      INFO(tu::shape_label(outer, n, inner) << " on " << tu::isa_name(softkit_get_isa()) << " column " << i);
+      CHECK(loss[0 * inner + i] == kInf);
+      CHECK(loss[1 * inner + i] == kInf);
+      CHECK(std::isnan(loss[(outer - 1) * inner + i]));
+      if (outer > 3) CHECK(std::isfinite(loss[2 * inner + i]));
+    }
   }
 }
