@@ -112,10 +112,6 @@ struct ce_setup {
   int64_t ignore_index;
   double smoothing;
   double weight_total;  // sum of the class weights (or classes): the smoothing term's log_sum factor
-  // Smoothing with a class weight of +-inf: the split form, sum w * (max - x)
-  // + log_sum * sum w, would give inf * 0 = NaN where the loss is inf (the
-  // class of the max); the term is then taken class by class (smoothing_exact).
-  bool infinite_weight;
   // No weights, no smoothing, one loss out (MEAN or SUM), rows or column
   // blocks: the walk checks each target as it reads it (plain_losses), instead
   // of a pass of its own before.
@@ -124,14 +120,18 @@ struct ce_setup {
 
 // The common case: adds the losses of `count` samples whose logits start at x,
 // sample_stride apart, their classes class_stride apart (kernel_table::nll_sum,
-// or here without a branch per sample where the ISA has no gather). A target
+// then here without a branch per sample, all where the ISA has no gather, or
+// the samples the kernel leaves). A target
 // out of range is flagged, and reads class 0 instead. Four partial sums, so
 // that the adds do not wait on each other.
 inline void plain_losses(const kernel_table &k, const ce_setup &s, const int64_t *targets, const float *x,
                          std::size_t count, std::size_t sample_stride, std::size_t class_stride, const float *max,
                          const float *log_sum, loss_sum *acc) {
-  if (k.nll_sum)
-    return k.nll_sum(x, targets, count, sample_stride, class_stride, s.classes, s.ignore_index, max, log_sum, acc);
+  if (k.nll_sum) {
+    const std::size_t done =
+        k.nll_sum(x, targets, count, sample_stride, class_stride, s.classes, s.ignore_index, max, log_sum, acc);
+    targets += done, x += done * sample_stride, max += done, log_sum += done, count -= done;
+  }
   loss_sum a[4];  // in registers: a sum in memory would chain each add through a store
   auto add = [&](std::size_t i, loss_sum &to) {
     const int64_t t = targets[i];
@@ -155,14 +155,6 @@ inline void plain_losses(const kernel_table &k, const ce_setup &s, const int64_t
   acc->bad_target |= a[0].bad_target | a[1].bad_target | a[2].bad_target | a[3].bad_target;
 }
 
-// sum_c w[c] * ((max - x[c]) + log_sum) for one sample, class by class: the
-// smoothing term when a weight is infinite (see ce_setup).
-inline double smoothing_exact(const ce_setup &s, const float *x, std::size_t stride, double max, double log_sum) {
-  double sum = 0.0;
-  for (std::size_t c = 0; c < s.classes; ++c) sum += s.weights[c] * ((max - x[c * stride]) + log_sum);
-  return sum;
-}
-
 // PyTorch's per-sample loss from the sample's logits (x[c * stride]), their
 // max, log(sum exp(x - max)) and smoothing sum, with the sample's weight for
 // the mean's divisor. An ignored sample reads no logit.
@@ -173,8 +165,10 @@ inline double sample_loss(const ce_setup &s, int64_t t, const float *x, std::siz
   const double nll = (max - x[static_cast<std::size_t>(t) * stride]) + log_sum;
   double loss = w * nll;
   if (s.smoothing > 0.0) {
-    const double all_classes = s.infinite_weight ? smoothing_exact(s, x, stride, max, log_sum)
-                                                 : smooth + log_sum * s.weight_total;  // sum_c w[c] * -log p[c]
+    double all_classes = smooth + log_sum * s.weight_total;  // sum_c w[c] * -log p[c]
+    if (all_classes != all_classes)  // an infinite weight on the max's class (see nll_by_class)
+      all_classes = nll_by_class(x, s.classes, stride, max, log_sum,
+                                 [&](std::size_t c) { return s.weights ? s.weights[c] : 1.0; });
     loss = (1.0 - s.smoothing) * loss + s.smoothing / static_cast<double>(s.classes) * all_classes;
   }
   acc->loss += loss;
@@ -372,13 +366,10 @@ softkit_status run_cross_entropy(const float *logits, const int64_t *targets, st
     return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
 
   ce_setup s{logits, targets, classes, inner, o.class_weights, o.ignore_index, o.label_smoothing,
-             static_cast<double>(classes), false, plain};
+             static_cast<double>(classes), plain};
   if (s.weights && s.smoothing > 0.0) {
     s.weight_total = 0.0;
-    for (std::size_t c = 0; c < classes; ++c) {
-      s.weight_total += s.weights[c];
-      s.infinite_weight = s.infinite_weight || std::isinf(s.weights[c]);
-    }
+    for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];
   }
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);

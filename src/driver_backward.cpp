@@ -117,11 +117,10 @@ struct soft_setup {
   float keep, add;  // t' = keep * t + add
 };
 
-// One sample's loss class by class, sum_c w t' ((max - x[c]) + log_sum), in
-// double: for a sample whose split form (dist + log_sum * mass) came out NaN.
-// That form takes w t' (max - x) apart from w t' log_sum, so an infinite w t'
-// on the class of the max makes inf * 0, where PyTorch's -sum t' log p is
-// +-inf. A sample whose softmax is NaN stays NaN.
+// One sample's loss class by class (nll_by_class, coefficients w t'), for a
+// sample whose split form (dist + log_sum * mass) came out NaN. The kernels
+// return no max nor log sum for it: they are taken here. A sample whose
+// softmax is NaN stays NaN.
 double soft_exact(const soft_setup &s, const float *x, const float *t, std::size_t n, std::size_t stride) {
   float max = -kInf;
   for (std::size_t c = 0; c < n; ++c) {
@@ -132,13 +131,10 @@ double soft_exact(const soft_setup &s, const float *x, const float *t, std::size
   if (max == kInf || max == -kInf) return kNaN;
   double sum = 0.0;
   for (std::size_t c = 0; c < n; ++c) sum += std::exp(static_cast<double>(x[c * stride]) - max);
-  const double log_sum = std::log(sum);
-  double loss = 0.0;
-  for (std::size_t c = 0; c < n; ++c) {
+  return nll_by_class(x, n, stride, max, std::log(sum), [&](std::size_t c) {
     const double tp = static_cast<double>(s.keep) * t[c * stride] + s.add;
-    loss += (s.weights ? s.weights[c] * tp : tp) * ((static_cast<double>(max) - x[c * stride]) + log_sum);
-  }
-  return loss;
+    return s.weights ? s.weights[c] * tp : tp;
+  });
 }
 
 // A long row's loss from its chunks: sum_c [dist_c + (row max - chunk max) * mass_c]

@@ -67,6 +67,19 @@ inline softkit_status read_options(const softkit_cross_entropy_options *opts, st
 }
 
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// sum_c coef(c) * ((max - x[c * stride]) + log_sum), class by class, in double.
+// The cross-entropy sums split this as sum coef (max - x) + log_sum * sum coef;
+// with an infinite coefficient on the class of the max (a class weight, a
+// target probability) the split form makes inf * 0 = NaN where PyTorch's
+// -sum coef log p is +-inf. A split sum that comes out NaN is taken again here:
+// it is NaN here too when the inputs make it so.
+template <class Coef>
+inline double nll_by_class(const float *x, std::size_t n, std::size_t stride, double max, double log_sum, Coef &&coef) {
+  double sum = 0.0;
+  for (std::size_t c = 0; c < n; ++c) sum += coef(c) * ((max - x[c * stride]) + log_sum);
+  return sum;
+}
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
 // Rows per work item of the row-wise cross-entropy passes: at most

@@ -111,11 +111,12 @@ struct kernel_table {
   // max and log_sum are known: sample i's logits start at x + i * sample_stride,
   // its classes class_stride apart; adds (max[i] - x[t]) + log_sum[i] in double
   // and a weight of 1 per sample whose target t is not ignore_index, and flags
-  // a target out of range. nullptr where the ISA has no gather: the driver's
-  // scalar loop does it.
-  void (*nll_sum)(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
-                  std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
-                  const float *log_sum, loss_sum *acc);
+  // a target out of range. Returns how many samples, from the first, it took:
+  // the driver's scalar loop does the rest, and all where the ISA has no
+  // gather (nullptr).
+  std::size_t (*nll_sum)(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                         std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                         const float *log_sum, loss_sum *acc);
 
   // --- one chunk of a long row, inner == 1
   // The chunk's max; NaN if it holds NaN and nothing above -inf.

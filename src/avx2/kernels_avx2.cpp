@@ -53,9 +53,9 @@ struct isa_ops {
   static vd widen_lo(vf v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
   static vd widen_hi(vf v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
   static vf scale_pow2(vf p, vf k, vf t);
-  static void nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
-                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
-                      const float *log_sum, loss_sum *acc);
+  static std::size_t nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                             std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                             const float *log_sum, loss_sum *acc);
   template <bool Sum = false>
   static vf exp(vf x);
 };
@@ -84,14 +84,14 @@ __attribute__((always_inline)) inline vf isa_ops::exp(vf x) {
 }
 
 // kernel_table::nll_sum, 4 samples at a time (their int64 targets in one
-// vector, one gather), the 4 lanes keeping their own sums; the last 1 to 3 one
-// by one. AVX2 multiplies 32-bit halves only: a target times class_stride is
-// exact while both are below 2^32, which a tensor of fewer than 2^32 classes
-// and a stride below 2^32 guarantee; beyond, every sample goes one by one.
-void isa_ops::nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
-                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
-                      const float *log_sum, loss_sum *acc) {
-  const bool narrow = classes < (std::size_t{1} << 32) && class_stride < (std::size_t{1} << 32);
+// vector, one gather), the 4 lanes keeping their own sums; the last 1 to 3 are
+// the driver's. AVX2 multiplies 32-bit halves only: a target times
+// class_stride is exact while both are below 2^32, which a tensor of fewer
+// than 2^32 classes and a stride below 2^32 guarantee; beyond, it takes none.
+std::size_t isa_ops::nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                             std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                             const float *log_sum, loss_sum *acc) {
+  if (classes >= (std::size_t{1} << 32) || class_stride >= (std::size_t{1} << 32)) return 0;
   const __m256i ignore = _mm256_set1_epi64x(ignore_index), sign = _mm256_set1_epi64x(INT64_MIN);
   const __m256i limit = _mm256_xor_si256(_mm256_set1_epi64x(static_cast<int64_t>(classes)), sign);
   const __m256i cstride = _mm256_set1_epi64x(static_cast<int64_t>(class_stride));
@@ -102,7 +102,7 @@ void isa_ops::nll_sum(const float *x, const int64_t *targets, std::size_t count,
   __m256d loss = _mm256_setzero_pd();
   int bad = 0;
   std::size_t kept = 0, i = 0;
-  for (; narrow && i + 4 <= count; i += 4, first = _mm256_add_epi64(first, step)) {
+  for (; i + 4 <= count; i += 4, first = _mm256_add_epi64(first, step)) {
     const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(targets + i));
     const __m256i keep = _mm256_xor_si256(_mm256_cmpeq_epi64(t, ignore), _mm256_set1_epi64x(-1));
     const __m256i in_range = _mm256_cmpgt_epi64(limit, _mm256_xor_si256(t, sign));  // unsigned t < classes
@@ -119,21 +119,10 @@ void isa_ops::nll_sum(const float *x, const int64_t *targets, std::size_t count,
   }
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, loss);
-  double total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-  for (; i < count; ++i) {
-    const int64_t t = targets[i];
-    if (t == ignore_index) continue;
-    if (static_cast<uint64_t>(t) >= classes) {
-      bad = 1;
-      continue;
-    }
-    total += (static_cast<double>(max[i]) - x[i * sample_stride + static_cast<std::size_t>(t) * class_stride]) +
-             log_sum[i];
-    ++kept;
-  }
-  acc->loss += total;
+  acc->loss += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
   acc->weight += static_cast<double>(kept);
   acc->bad_target = acc->bad_target || bad != 0;
+  return i;
 }
 
 constexpr kernel_table kTable = make_table(SOFTKIT_ISA_AVX2);

@@ -102,10 +102,11 @@ struct isa_ops {
   static vd widen_hi(vf v) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)); }
   // kernel_table::nll_sum, 8 samples at a time: their int64 targets are the
   // lanes of one vector, checked at once, and turned into the addresses of
-  // the target logits for one gather. The 8 lanes keep their own sums.
-  static void nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
-                      std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
-                      const float *log_sum, loss_sum *acc) {
+  // the target logits for one gather. The 8 lanes keep their own sums. Takes
+  // every sample (a masked last group).
+  static std::size_t nll_sum(const float *x, const int64_t *targets, std::size_t count, std::size_t sample_stride,
+                             std::size_t class_stride, std::size_t classes, int64_t ignore_index, const float *max,
+                             const float *log_sum, loss_sum *acc) {
     const __m512i ignore = _mm512_set1_epi64(ignore_index), limit = _mm512_set1_epi64(static_cast<int64_t>(classes));
     const __m512i cstride = _mm512_set1_epi64(static_cast<int64_t>(class_stride));
     const __m512i step = _mm512_set1_epi64(static_cast<int64_t>(8 * sample_stride));
@@ -130,6 +131,7 @@ struct isa_ops {
     acc->loss += _mm512_reduce_add_pd(loss);
     acc->weight += static_cast<double>(kept);
     acc->bad_target = acc->bad_target || bad != 0;
+    return count;
   }
   // vscalefps: p * 2^floor(k) with correct rounding into the subnormals.
   static vf scale_pow2(vf p, vf k, vf) { return _mm512_scalef_ps(p, k); }
