@@ -274,9 +274,11 @@ void walk_long_rows(const kernel_table &k, const float *x, const chunking &ch, s
 inline std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x, std::size_t outer,
                                            const chunking &ch, const float *weights, bool smooth, int threads) {
   std::vector<span_stats> parts(outer * ch.chunks);
-  first_pass(k, x, ch, parts.size(), fuse::max, threads, [&](std::size_t it, float max, chunk_side *side) {
-    const float *w = weights ? weights + ch.begin(it % ch.chunks) : nullptr;
-    parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), w, smooth, max, side);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const float *w = weights ? weights + ch.begin(it % ch.chunks) : nullptr;
+      parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), w, smooth);
+    }
   });
   return parts;
 }

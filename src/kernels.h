@@ -96,6 +96,10 @@ struct kernel_table {
   // simd/kernels_simd.inl).
   void (*exp_nonpositive)(const float *x, float *y, std::size_t n);
   void (*exp_summed)(const float *x, float *y, std::size_t n);
+  // exp_summed also holds its bound on [0, one_pass_high]: the one-pass sums
+  // take exp(x) itself for rows whose max is at most that (see
+  // max_sum_one_pass in simd/kernels_simd.inl). 0 where there are none.
+  float one_pass_high;
 
   // --- whole rows, inner == 1
   // from_memory: the tensor is larger than kColdElements (the caller's choice,
@@ -124,8 +128,9 @@ struct kernel_table {
   // y = exp(x - max), max = chunk_max(x); returns the sum of y. side may be null.
   double (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
   void (*scale)(float *y, std::size_t n, float factor);
-  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth, float max,
-                            chunk_side *side);
+  // The chunk's max (as chunk_max has it), sum of exp(x - max) and, if smooth,
+  // smoothing sum.
+  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth);
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
   // Log-softmax of tensors in cache, in two passes. The first, over a chunk with

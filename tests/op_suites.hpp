@@ -189,6 +189,17 @@ inline void suite_output_address(Op op) {
   }
 }
 
+// one_pass_rows in the row pipeline, in the streamed passes (more than
+// kColdElements) and in the chunks of long rows.
+inline void suite_one_pass_edges(Op op) {
+  const std::size_t shapes[][2] = {{6 * kOnePassKinds, 200}, {6 * kOnePassKinds, 1000}, {2210, 1000},
+                                   {2 * kOnePassKinds, 20000}};
+  for (const auto &s : shapes) {
+    const auto x = one_pass_rows(s[0], s[1], s[1]);
+    verify(op, x, s[0], s[1], 1, shape_label(s[0], s[1], 1) + " maxima about the one-pass range");
+  }
+}
+
 // x == y: the op in place gives the reference result too.
 inline void suite_in_place(Op op) {
   const std::size_t shapes[][3] = {{5, 1, 1}, {3, 33, 1}, {1, 16385, 1}, {2, 40000, 1}, {3, 17, 5}, {2, 1000, 64}, {1, 20000, 3}};

@@ -280,3 +280,14 @@ TEST_CASE("cross-entropy accuracy: per-sample losses over many class counts", "[
   verify_ce(x, t, 8, 21, 4096, ce_opts(SOFTKIT_REDUCTION_MEAN, -100, 0.1f, w.data()), "[8, 21, 4096] mean");
   verify_ce(x, t, 8, 21, 4096, ce_opts(SOFTKIT_REDUCTION_SUM), "[8, 21, 4096] sum");
 }
+
+TEST_CASE("cross-entropy of rows whose max lies about the one-pass range", "[cross_entropy][accuracy]") {
+  const std::size_t shapes[][2] = {{6 * kOnePassKinds, 200}, {6 * kOnePassKinds, 1000}, {2 * kOnePassKinds, 20000}};
+  for (const auto &s : shapes) {
+    const auto x = one_pass_rows(s[0], s[1], s[1]);
+    const auto t = random_targets(s[0], s[1], -100, 0.0, s[1]);
+    const std::string lab = shape_label(s[0], s[1], 1) + " maxima about the one-pass range";
+    verify_ce(x, t, s[0], s[1], 1, ce_opts(SOFTKIT_REDUCTION_NONE), lab);
+    verify_ce(x, t, s[0], s[1], 1, ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.1f), lab + " smoothing");
+  }
+}

@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -100,11 +102,12 @@ void sweep(exp_fn f, double slope, std::uint32_t lo, std::uint32_t hi, std::uint
   *out = r;
 }
 
-// Every float of [-104, 0] (every SOFTKIT_TEST_EXP_STRIDE-th) through f, on all cores.
-SweepResult sweep_all(exp_fn f, double slope) {
+// Every float of [-104, 0] (every SOFTKIT_TEST_EXP_STRIDE-th) through f, on all
+// cores; or of [0, top] when top > 0.
+SweepResult sweep_all(exp_fn f, double slope, float top = 0.0f) {
   std::uint32_t stride = 1;
   if (const char *s = std::getenv("SOFTKIT_TEST_EXP_STRIDE")) stride = (std::uint32_t)std::max(1L, std::atol(s));
-  const std::uint32_t lo = 0x80000000u, hi = to_bits(-104.0f);
+  const std::uint32_t lo = top > 0.0f ? 0u : 0x80000000u, hi = to_bits(top > 0.0f ? top : -104.0f);
   unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
   std::vector<SweepResult> parts(threads);
   std::vector<std::thread> pool;
@@ -167,6 +170,70 @@ TEST_CASE("exp_summed over every float in [-104, 0]", "[exp]") {
   INFO("first value beyond 2 ulp + |x| 2^-28: exp(" << r.first_bad_x << ") = " << r.first_bad_y << ", want "
                                                     << (float)std::exp((double)r.first_bad_x));
   CHECK(r.bad == 0);
+}
+
+// The one-pass sums take the exp of sums on x itself, up to the row's max.
+TEST_CASE("exp_summed over every float in [0, one_pass_high]", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  if (g_table->one_pass_high <= 0.0f) return;  // no one-pass sums on this ISA
+  std::printf("exp sweep on %s, the exp of sums on [0, %g]:\n", g_isa_name, (double)g_table->one_pass_high);
+  const SweepResult r = sweep_all(g_table->exp_summed, 0x1p-28, g_table->one_pass_high);
+  INFO("first value beyond 2 ulp + |x| 2^-28: exp(" << r.first_bad_x << ") = " << r.first_bad_y << ", want "
+                                                    << (float)std::exp((double)r.first_bad_x));
+  CHECK(r.bad == 0);
+}
+
+// A vector holding both values up to one_pass_high and values whose exp is
+// subnormal: the ISAs that scale through the exponent bits take another path
+// for such a vector, and it must hold the high lanes too.
+TEST_CASE("exp_summed of vectors mixing [0, one_pass_high] and subnormal results", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  const float high = g_table->one_pass_high;
+  if (high <= 0.0f) return;
+  std::vector<float> x(4096), y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x[i] = i % 2 ? high * static_cast<float>(i % 1000 + 1) / 1000.0f : -86.6f - 17.0f * static_cast<float>(i % 997) / 997.0f;
+  g_table->exp_summed(x.data(), y.data(), x.size());
+  std::size_t bad = 0;
+  std::ostringstream first;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp((double)x[i]);
+    if (!(std::fabs((double)y[i] - (float)want) <= 2 * float_ulp(want) + 0x1p-28 * std::fabs((double)x[i]) * want))
+      if (bad++ == 0) first << "exp(" << x[i] << ") = " << y[i] << ", want " << (float)want;
+  }
+  INFO(bad << " beyond the bound; first: " << first.str());
+  CHECK(bad == 0);
+}
+
+// The one-pass sums move sum exp(x) to the max by exp(-beta max), where beta
+// accounts for the exp of sums computing e^(beta x) (float(ln2) in its
+// reduction): by exp(-max) instead, every sum of a row whose max is near 80
+// would come out 2.2e-7 relatively low. Rows of chunk length, their max at the
+// top of the range: the sums' mean relative error against long double must
+// stay within 2^-24 (the exp's own errors average out over the terms and rows).
+TEST_CASE("one-pass sums: no bias from the exp of sums' reduction", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  const float high = g_table->one_pass_high;
+  if (high <= 0.0f) return;
+  std::mt19937_64 rng(42);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const std::size_t n = 20000, rows = 32;
+  double mean = 0.0;
+  std::vector<float> x(n);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (auto &v : x) v = nd(rng);
+    const float top = high - 0.5f, m = *std::max_element(x.begin(), x.end());
+    for (auto &v : x) v += top - m;
+    const float mx = *std::max_element(x.begin(), x.end());
+    const softkit::span_stats st = g_table->stats_chunk(x.data(), n, nullptr, false);
+    REQUIRE(st.max == mx);
+    long double want = 0.0L;
+    for (float v : x) want += std::exp((long double)v - (long double)mx);
+    mean += (double)(((long double)st.sum - want) / want) / rows;
+  }
+  std::printf("one-pass sums on %s, rows with max %g: mean relative error %.3g (2^-24 = %.3g)\n", g_isa_name,
+              (double)(high - 0.5f), mean, 0x1p-24);
+  CHECK(std::fabs(mean) <= 0x1p-24);
 }
 
 // Both exps, each with its bound: the exp of sums may be off by |x| 2^-28 more.

@@ -37,3 +37,7 @@ TEST_CASE("log_softmax of big tensors: streamed passes, long rows, aligned colum
 TEST_CASE("log_softmax of column blocks: the same bits wherever the output sits", "[log_softmax][columns]") {
   suite_output_address(Op::LogSoftmax);
 }
+
+TEST_CASE("log_softmax of rows whose max lies about the one-pass range", "[log_softmax][accuracy]") {
+  suite_one_pass_edges(Op::LogSoftmax);
+}

@@ -40,3 +40,7 @@ TEST_CASE("logsumexp accuracy: long columns", "[logsumexp][accuracy]") { suite_l
 TEST_CASE("logsumexp of big tensors: streamed passes, long rows, aligned columns", "[logsumexp][accuracy][big]") {
   suite_big_tensors(Op::LogSumExp);
 }
+
+TEST_CASE("logsumexp of rows whose max lies about the one-pass range", "[logsumexp][accuracy]") {
+  suite_one_pass_edges(Op::LogSumExp);
+}

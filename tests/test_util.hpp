@@ -370,6 +370,33 @@ inline std::vector<float> make_tensor(Dist d, std::size_t outer, std::size_t n, 
   return x;
 }
 
+// Rows about the ends of the one-pass sums' range: where a row's max lies in
+// [-80, 80] (AVX-512; [-80, 40] on the other ISAs) the kernels that only sum
+// exps add exp(x) itself while they find the max, and outside they take two
+// passes. Each row of `rows` x n (inner == 1) is normal(0, 1), shifted so that
+// its max is one of kOnePassMaxima in turn; every second round of them puts
+// in one low value as well: -inf, -1e30 (beyond the unclamped exp: its sum
+// fails and the row takes two passes) or -90 (a lane whose exp is subnormal,
+// beside the max in the same vector).
+constexpr float kOnePassMaxima[] = {-1000.0f, -200.0f, -81.0f, -80.0f, -79.5f, -40.0f, -0.5f,
+                                    39.5f,    40.5f,   79.5f,  80.5f,  100.0f, 1e4f};
+constexpr std::size_t kOnePassKinds = sizeof(kOnePassMaxima) / sizeof(float);
+inline std::vector<float> one_pass_rows(std::size_t rows, std::size_t n, std::uint64_t seed) {
+  std::vector<float> x = make_tensor(Dist::Normal1, rows, n, 1, seed);
+  const float lows[] = {-__builtin_huge_valf(), -1e30f, -90.0f};
+  for (std::size_t r = 0; r < rows; ++r) {
+    float *row = x.data() + r * n;
+    const float top = kOnePassMaxima[r % kOnePassKinds], m = *std::max_element(row, row + n);
+    for (std::size_t k = 0; k < n; ++k) row[k] += top - m;
+    const std::size_t round = r / kOnePassKinds;
+    if (n >= 2 && round % 2 == 1 && lows[round / 2 % 3] < top) {
+      row[0] = lows[round / 2 % 3];
+      row[1] = top;
+    }
+  }
+  return x;
+}
+
 // Row lengths of the accuracy sweep: every tail 1..33, powers of two and their
 // neighbours up to 2^18 + 3, and lengths around the long-row chunk size.
 inline std::vector<std::size_t> accuracy_lengths() {

@@ -35,8 +35,13 @@ struct isa_ops {
     return _mm_cvtss_f32(m);
   }
   // Descending (see the AVX-512 isa_ops) gained 7-12% from memory here too,
-  // but cost 4-9% on logsumexp and cross-entropy rows in cache (Zen 4).
+  // but cost 4-9% on logsumexp and cross-entropy rows in cache (Zen 4), when
+  // those still pipelined.
   static constexpr bool kDescendBehindSide = false;
+  // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
+  // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for
+  // k <= 63 only (x < 43.6).
+  static constexpr float kOnePassHigh = 40.0f;
   static void store_stream(float *p, vf v) { _mm256_stream_ps(p, v); }  // p 32-byte aligned
   static void stream_fence() { _mm_sfence(); }
   // Max and sum across the lanes, broadcast to every lane (fixed tree order).

@@ -29,10 +29,14 @@ struct isa_ops {
   static float hmax(vf v) { return _mm512_reduce_max_ps(v); }
   // Two ascending streams a row apart, one of them hitting L1 (a pass and its
   // side reading the next row), lose the prefetchers (Zen 4): descending, the
-  // pass gained 15-28% on cross-entropy and logsumexp at 16384 x 1000 from
-  // memory, 2-8% on the softmax pipelines in L3 (256 x 1024, 32 x 50257), and
-  // lost at most 3% on rows in L2.
+  // pass gained 2-8% on the softmax pipelines in L3 (256 x 1024, 32 x 50257)
+  // and lost at most 3% on rows in L2. (It gained 15-28% on cross-entropy and
+  // logsumexp at 16384 x 1000 from memory while those pipelined; they now take
+  // one pass, max_sum_one_pass.)
   static constexpr bool kDescendBehindSide = true;
+  // The one-pass sums' highest max (see max_sum_one_pass): vscalefps takes any
+  // 2^k, and kFlush terms of e^80 stay finite in a float sum.
+  static constexpr float kOnePassHigh = 80.0f;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.

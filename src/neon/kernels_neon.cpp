@@ -32,6 +32,9 @@ struct isa_ops {
   static void store_stream(float *p, vf v) { v.store_aligned(p); }  // no cache-bypassing store here
   static void stream_fence() {}
   static constexpr bool kDescendBehindSide = false;  // not measured on hardware
+  // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
+  // takes 2^k for k <= 63 only (x < 43.6).
+  static constexpr float kOnePassHigh = 40.0f;
   static float hmax(vf v) { return vmaxvq_f32(v); }
   static vf all_max(vf v) { return vdupq_n_f32(vmaxvq_f32(v)); }
   static vf all_sum(vf v) { return vdupq_n_f32(vaddvq_f32(v)); }

@@ -141,13 +141,12 @@ void scale(float *y, std::size_t n, float factor) {
   for (std::size_t i = 0; i < n; ++i) y[i] *= factor;
 }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth, float max, chunk_side *side) {
+span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth) {
   const row r{x, n, 1};
   span_stats st;
-  st.max = max;
+  st.max = chunk_max(r);
   st.sum = exp_sum(r, st.max);
   st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
-  do_side(side);
   return st;
 }
 
@@ -296,7 +295,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
   for (std::size_t j = 0; j < width; ++j) loss[j] = soft_loss(soft_of({x + j, n, stride}, t + j, stride, w, keep, add));
 }
 
-constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonpositive, softmax_rows, log_softmax_rows,
+constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonpositive, 0.0f /* no one-pass sums */, softmax_rows, log_softmax_rows,
                               logsumexp_rows,     stats_rows,        nullptr /* nll_sum: the driver's loop */, span_max, softmax_chunk_exp, scale,
                               stats_chunk,        log_softmax_chunk_write, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols, slabs,
                               logsumexp_cols,     stats_cols,

@@ -362,8 +362,14 @@ inline void soft_sums(const float *x, const float *t, std::size_t n, const float
 
 inline soft_stats soft_span(const float *x, const float *t, std::size_t n, const float *w, float keep, float add) {
   soft_stats st;
-  st.max = chunk_max(x, n);
-  st.sum = row_exp_sum<kStoreNone>(x, nullptr, n, st.max);
+  max_sum ms;
+  if (n >= kOnePassShortest && max_sum_one_pass(x, n, &ms)) {
+    st.max = ms.max;
+    st.sum = ms.sum;
+  } else {
+    st.max = chunk_max(x, n);
+    st.sum = row_exp_sum<kStoreNone>(x, nullptr, n, st.max);
+  }
   soft_sums(x, t, n, w, st.max, keep, add, &st.dist, &st.mass);
   return st;
 }
@@ -418,6 +424,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
   return kernel_table{isa,
                       exp_nonpositive,
                       exp_summed,
+                      isa_ops::kOnePassHigh,
                       softmax_rows,
                       log_softmax_rows,
                       logsumexp_rows,

@@ -9,8 +9,9 @@
 //     static void store_tail(float *p, vf v, size_t k);
 //     static float hmax(vf v);
 //     static vd widen_lo(vf v), widen_hi(vf v);                      // float halves -> double
-//     static vf scale_pow2(vf p, vf k, vf t);  // p * 2^k, k in [-150, 0], t = k + 1.5 * 2^23
+//     static vf scale_pow2(vf p, vf k, vf t);  // p * 2^k, k in [-150, 63], t = k + 1.5 * 2^23
 //     static constexpr bool kDescendBehindSide;  // see exp_sum_pass
+//     static constexpr float kOnePassHigh;       // see max_sum_one_pass
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
@@ -117,9 +118,9 @@ __attribute__((always_inline)) inline vf exp_pass(vf x) {
 }
 
 // Shared by the ISAs without a scale instruction: 2^k from the exponent bits,
-// k in [-150, 0]. 2^(k + 64) is always a normal float and p * 2^(k + 64) is
-// exact; the second multiply by 2^-64 rounds once, into the subnormals when
-// k < -126. No branch on the rare subnormal lanes.
+// k in [-150, 63]. 2^(k + 64) is always a normal float and p * 2^(k + 64) is
+// exact (p < 2); the second multiply by 2^-64 rounds once, into the subnormals
+// when k < -126. No branch on the rare subnormal lanes.
 inline vf scale_pow2_bits(vf p, vf t) {  // t = k + 1.5 * 2^23
   const vi biased = xsimd::bitwise_cast<vi>(t) - vi(0x4B400000 - 127 - 64);
   return (p * xsimd::bitwise_cast<vf>(biased << 23)) * vf(0x1p-64f);
@@ -413,16 +414,88 @@ inline float logsumexp_special(const float *x, std::size_t n, std::size_t stride
   return pos_inf ? __builtin_huge_valf() : kNegInf;
 }
 
-// max[r] and sum[r] = sum of exp(x - max) (in float) for rows of any length,
-// each row's exp pass also finding the next row's max.
+// ---------------------------------------------------------------------------
+// One-pass max and sum, for the passes that only sum their exps.
+//
+// The pass adds exp(x) itself while it finds the max m, and moves the sum to
+// the max afterwards, in double: one read of x and no subtraction per element,
+// where two passes (or a pipeline with the next row) read it twice. It holds
+// while m is in [kOnePassLow, isa_ops::kOnePassHigh]:
+// - above kOnePassLow, exp(m) is a normal float: the terms that come out
+//   subnormal or 0 are below e^-23 of it, and their error below 2^-58 of the sum;
+// - below kOnePassHigh, kFlush terms of a float partial sum stay finite, and the
+//   ISA's exp scales by 2^k for every k the row needs.
+// The exp of sums reduces by float(ln2) (see exp_poly_parts), so it computes
+// e^(beta x), beta = 1 - (float(ln2) - ln2) log2(e), within 6e-11 beyond its
+// rounding: moving the sum by e^(-beta m) rather than e^(-m) leaves
+// e^(beta (x - m)), the |x - m| 2^-28 of the two-pass sums, not |x| 2^-28.
+// Outside (a max beyond, +-inf or NaN, an input too low for the unclamped exp:
+// the sum is then not finite or the max out of range), the caller takes two passes.
+constexpr float kOnePassLow = -80.0f;
+// Below this length the double exp per row costs more than the pass it saves
+// (soft-target cross-entropy rows of 8 and 16 classes: -3 to -6%).
+constexpr std::size_t kOnePassShortest = 64;
+constexpr double kSumExpBeta = 1.0 - (static_cast<double>(kLn2Float) - 0.693147180559945309417) * 1.44269504088896340736;
+
+inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out) {
+  constexpr std::size_t step = kUnroll * W;
+  vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
+  wide_sum acc{};
+  std::size_t i = 0;
+  while (i + step <= n) {
+    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
+    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    for (; i < end; i += step) {
+      const vf v0 = vf::load_unaligned(x + i), v1 = vf::load_unaligned(x + i + W);
+      const vf v2 = vf::load_unaligned(x + i + 2 * W), v3 = vf::load_unaligned(x + i + 3 * W);
+      m0 = xsimd::max(m0, v0);
+      m1 = xsimd::max(m1, v1);
+      m2 = xsimd::max(m2, v2);
+      m3 = xsimd::max(m3, v3);
+      a0 += exp_pass<kFastExp, true>(v0);
+      a1 += exp_pass<kFastExp, true>(v1);
+      a2 += exp_pass<kFastExp, true>(v2);
+      a3 += exp_pass<kFastExp, true>(v3);
+    }
+    acc.add(a0);
+    acc.add(a1);
+    acc.add(a2);
+    acc.add(a3);
+  }
+  vf a(0.0f);
+  for (; i + W <= n; i += W) {
+    const vf v = vf::load_unaligned(x + i);
+    m0 = xsimd::max(m0, v);
+    a += exp_pass<kFastExp, true>(v);
+  }
+  if (i < n) {
+    const vf v = isa_ops::load_tail(x + i, n - i, kNegInf);
+    m1 = xsimd::max(m1, v);
+    a += exp_pass<kFastExp, true>(v);
+  }
+  acc.add(a);
+  const float m = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
+  const double sum = acc.total();
+  if (!(m >= kOnePassLow && m <= isa_ops::kOnePassHigh) || !finite_sum(sum)) return false;
+  // >= 1, as every two-pass sum is: the max's own term is 1 up to the exp's rounding.
+  *out = {m, std::max(1.0, sum * std::exp(-kSumExpBeta * m))};
+  return true;
+}
+
+// The max and the sum of exp(x - max) of a row of any length: one pass where it
+// holds, else two.
+inline max_sum row_max_sum(const float *x, std::size_t n) {
+  max_sum ms;
+  if (max_sum_one_pass(x, n, &ms)) return ms;
+  return max_sum_known(x, n, row_max(x, n));
+}
+
+// max[r] and sum[r] = sum of exp(x - max) (in float) for rows of any length.
 inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *m, float *s) {
-  float next_max = row_max(x, n);
   for (std::size_t r = 0; r < rows; ++r) {
-    side_max next(x + (r + 1) * n, r + 1 < rows ? n : 0);
-    const max_sum ms = max_sum_known(x + r * n, n, next_max, next);
+    const max_sum ms = row_max_sum(x + r * n, n);
     m[r] = ms.max;
     s[r] = static_cast<float>(ms.sum);
-    next_max = next.result;
   }
 }
 
@@ -776,13 +849,18 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n,
     }
     return;
   }
-  if (from_memory) {  // separate passes, each one stream
-    // The exp pass leaves x - max in y as below: then it is the pass that waits
-    // for y's lines to come from memory, behind its exps, and not the last.
+  if (from_memory) {  // x read once from memory, then the write from L1
+    // Where the one-pass sums do not hold, the exp pass leaves x - max in y as
+    // below: then it is the pass that waits for y's lines to come from memory,
+    // behind its exps, and not the last.
     float log_sum = 0.0f;
-    for (std::size_t r = 0; r < rows; ++r, x += n, y += n)
-      if (log_softmax_first_pass(x, y, n, row_max(x, n), no_side{}, &log_sum))
+    for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
+      max_sum ms;
+      if (max_sum_one_pass(x, n, &ms))
+        row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
+      else if (log_softmax_first_pass(x, y, n, row_max(x, n), no_side{}, &log_sum))
         side_write<kSubtract>(nullptr, y, n, 0.0f, log_sum).finish();
+    }
     return;
   }
   // The next row's pass subtracts the log of the sum in place.
@@ -857,9 +935,9 @@ double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chu
 
 void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth, float max,
-                       chunk_side *side) {
-  const max_sum ms = with_chunk_side(side, [&](auto &&s) { return max_sum_known(x, n, max, s); });
+span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
+  max_sum ms;
+  if (!max_sum_one_pass(x, n, &ms)) ms = max_sum_known(x, n, chunk_max(x, n));
   span_stats st;
   st.max = ms.max;
   st.sum = ms.sum;
