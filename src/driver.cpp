@@ -52,34 +52,21 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
   walk_long_rows(k, x, ch, outer, threads, chunk_exp_pass(k, x, y, ch, parts.data()), row_done, write);
 }
 
-// inner == 1, rows of more than kRowChunk: the first pass over each chunk
-// finds its sum (and may leave x - chunk max in y), the last writes the output.
-// From memory, where a store in the first pass costs a trip, it leaves nothing
-// and the last pass reads x. The choice is the shape's, never the threads'.
-void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
-                           int threads) {
+// inner == 1, rows of more than kRowChunk, in cache, fewer than kRowsBehind
+// rows: the first pass over each chunk finds its sum and leaves x - chunk max
+// in y (a store hidden behind its exps), the last is y -= shift in place.
+void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
+                              int threads) {
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<row_total> rows(outer);
   std::vector<float> log_sum(outer), shift(parts.size());
-  const bool shifted = outer * n <= kColdElements;
   const auto row_done = [&](std::size_t o) {
     rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
     log_sum[o] = static_cast<float>(std::log(rows[o].sum));
     for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it)
       shift[it] = static_cast<float>((static_cast<double>(rows[o].max) - parts[it].max) + log_sum[o]);
   };
-  if (!shifted) {
-    parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
-    for (std::size_t o = 0; o < outer; ++o) row_done(o);
-    parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t it = b; it < e; ++it) {
-        const std::size_t o = it / ch.chunks;
-        k.log_softmax_chunk_write(x + ch.offset(it), y + ch.offset(it), ch.span(it), rows[o].max, log_sum[o]);
-      }
-    });
-    return;
-  }
   const auto first = [&](std::size_t it, float max, chunk_side *side) {
     parts[it].max = max;
     parts[it].sum = k.log_shift_chunk(x + ch.offset(it), y + ch.offset(it), ch.span(it), max, side);
@@ -100,6 +87,68 @@ void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std:
     side.c = shift[it];
   };
   walk_long_rows(k, x, ch, outer, threads, first, row_done, write);
+}
+
+// From this many long rows on, a log-softmax in cache takes the one-pass chunk
+// stats with the writes a row behind: with fewer, most threads would hold a
+// single row, whose writes no later pass can take along (1 x 50257: -5%, 1 x
+// 262144: -9%), and the shifted passes do better. By shape, never by threads.
+constexpr std::size_t kRowsBehind = 4;
+
+// inner == 1, rows of more than kRowChunk: each chunk's stats (one pass where
+// the one-pass sums hold), then y = (x - row max) - log_sum from x. In cache
+// with whole rows per thread, a chunk's pass also writes the same chunk of the
+// row before (32 x 50257: +24%); else (from memory, or rows split between
+// threads) the stats of every chunk first and the writes after: the same
+// arithmetic either way.
+void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
+                           int threads) {
+  const bool cold = outer * n > kColdElements;
+  if (!cold && outer < kRowsBehind) {
+    log_softmax_shifted_rows(k, x, y, outer, n, threads);
+    return;
+  }
+  const chunking ch(n);
+  std::vector<span_stats> parts(outer * ch.chunks);
+  std::vector<float> max(outer), log_sum(outer);
+  const auto row_done = [&](std::size_t o) {
+    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
+    max[o] = t.max;
+    log_sum[o] = static_cast<float>(std::log(t.sum));
+  };
+  const auto write_of = [&](std::size_t it) {
+    chunk_side w;
+    w.write_x = x + ch.offset(it);
+    w.write_y = y + ch.offset(it);
+    w.write_n = ch.span(it);
+    w.a = max[it / ch.chunks];
+    w.b = log_sum[it / ch.chunks];
+    return w;
+  };
+  if (write_fusion(outer, n, threads) == fuse::max_write) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t o = b; o < e; ++o) {
+        for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it) {
+          const chunk_side w = o > b ? write_of(it - ch.chunks) : chunk_side{};
+          parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), nullptr, false, &w);
+        }
+        row_done(o);
+      }
+      for (std::size_t it = (e - 1) * ch.chunks; it < e * ch.chunks; ++it) {
+        const chunk_side w = write_of(it);
+        k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
+      }
+    });
+    return;
+  }
+  parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  for (std::size_t o = 0; o < outer; ++o) row_done(o);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const chunk_side w = write_of(it);
+      k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
+    }
+  });
 }
 
 // --- cross-entropy

@@ -277,7 +277,7 @@ inline std::vector<span_stats> chunk_stats(const kernel_table &k, const float *x
   parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {
       const float *w = weights ? weights + ch.begin(it % ch.chunks) : nullptr;
-      parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), w, smooth);
+      parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), w, smooth, nullptr);
     }
   });
   return parts;

@@ -67,11 +67,11 @@ struct soft_stats {
   double mass;
 };
 
-// Work a chunk's exp pass does along the way (its loads and stores hide behind
+// Work a chunk's pass does along the way (its loads and stores hide behind
 // the exps): the max of the chunk the caller processes next (next_n > 0; the
 // result, as chunk_max has it, in next_max), and the last pass of a chunk whose
 // row is complete (write_n > 0): softmax's write_y *= a, or with write_x
-// log-softmax's log_softmax_chunk_write(write_x, write_y, write_n, a, b, c).
+// log-softmax's log_shifted_write(write_x, write_y, write_n, a, b, c).
 // The results are those of the separate passes.
 struct chunk_side {
   const float *next = nullptr;
@@ -129,16 +129,19 @@ struct kernel_table {
   double (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
   void (*scale)(float *y, std::size_t n, float factor);
   // The chunk's max (as chunk_max has it), sum of exp(x - max) and, if smooth,
-  // smoothing sum.
-  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth);
+  // smoothing sum. write: null, or a chunk_side whose log-softmax write (only)
+  // the pass does along the way.
+  span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth,
+                            const chunk_side *write);
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
-  // Log-softmax of tensors in cache, in two passes. The first, over a chunk with
-  // max = chunk_max(x), returns the sum of exp(x - max) and may leave x - max in
-  // y; for max = -inf it returns 0 and leaves y alone (the caller fills it). The last writes y = (x - row_max) - log_sum, from x, or from
-  // what the first left in y as y - shift, shift = (row_max - max) + log_sum
-  // rounded once (then x is not read: y may have overwritten it). A
-  // chunk_side's log-softmax write is this last pass.
+  // Log-softmax of a row that a thread takes alone, in cache, in two passes.
+  // The first, over a chunk with max = chunk_max(x), returns the sum of
+  // exp(x - max) and may leave x - max in y; for max = -inf it returns 0 and
+  // leaves y alone (the caller fills it). The last writes y = (x - row_max) -
+  // log_sum, from x, or from what the first left in y as y - shift, shift =
+  // (row_max - max) + log_sum rounded once (then x is not read: y may have
+  // overwritten it). A chunk_side's log-softmax write is this last pass.
   double (*log_shift_chunk)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
   void (*log_shifted_write)(const float *x, float *y, std::size_t n, float row_max, float log_sum, float shift);
 

@@ -27,11 +27,14 @@ struct shape {
 };
 
 // Single rows (split across threads in chunks), many rows, tiny rows, columns.
-// The last two are just above kColdElements (2^21), and each thread's share
-// below it: whether the passes pipeline (which sets the order of the sums)
-// must follow the shape, not the share.
-const shape kShapes[] = {{1, 262147, 1},  {1, 50257, 1}, {3, 40000, 1},   {300, 1000, 1},   {20000, 16, 1},
-                         {4, 100, 300},   {2, 21, 16384}, {1, 70000, 3},  {2100, 1000, 1}, {9, 240000, 1}};
+// [6, 20000, 1]: long rows whose chunk passes write the row before on 2 and 3
+// threads, and take the writes after all the stats on 4. The last two are
+// just above kColdElements (2^21), and each thread's share below it: whether
+// the passes pipeline (which sets the order of the sums) must follow the
+// shape, not the share.
+const shape kShapes[] = {{1, 262147, 1},  {1, 50257, 1},  {3, 40000, 1}, {6, 20000, 1},   {300, 1000, 1},
+                         {20000, 16, 1},  {4, 100, 300},  {2, 21, 16384}, {1, 70000, 3}, {2100, 1000, 1},
+                         {9, 240000, 1}};
 
 std::vector<float> logits(const shape &s, unsigned seed) {
   std::mt19937 g(seed);

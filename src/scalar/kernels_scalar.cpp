@@ -141,13 +141,8 @@ void scale(float *y, std::size_t n, float factor) {
   for (std::size_t i = 0; i < n; ++i) y[i] *= factor;
 }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth) {
-  const row r{x, n, 1};
-  span_stats st;
-  st.max = chunk_max(r);
-  st.sum = exp_sum(r, st.max);
-  st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
-  return st;
+void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>((static_cast<double>(x[i]) - max) - log_sum);
 }
 
 // The reference path leaves y alone and writes from x in the last pass.
@@ -157,13 +152,23 @@ double log_shift_chunk(const float *x, float *, std::size_t n, float max, chunk_
   return s;
 }
 
-void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
-  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>((static_cast<double>(x[i]) - max) - log_sum);
-}
-
 void log_shifted_write(const float *x, float *y, std::size_t n, float max, float log_sum, float) {
   log_softmax_chunk_write(x, y, n, max, log_sum);
 }
+
+span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smooth, const chunk_side *write) {
+  const row r{x, n, 1};
+  span_stats st;
+  st.max = chunk_max(r);
+  st.sum = exp_sum(r, st.max);
+  st.smooth = smooth ? smooth_sum(r, w, st.max) : 0.0;
+  if (write) {
+    chunk_side side = *write;
+    do_side(&side);
+  }
+  return st;
+}
+
 
 void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *, bool) {
   for (std::size_t j = 0; j < width; ++j) softmax_of({x + j, n, stride}, y + j, stride);

@@ -437,7 +437,9 @@ constexpr float kOnePassLow = -80.0f;
 constexpr std::size_t kOnePassShortest = 64;
 constexpr double kSumExpBeta = 1.0 - (static_cast<double>(kLn2Float) - 0.693147180559945309417) * 1.44269504088896340736;
 
-inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out) {
+template <class Side = no_side>
+inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out, Side &&side_out = Side{}) {
+  typename std::decay<Side>::type side = side_out;
   constexpr std::size_t step = kUnroll * W;
   vf m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf);
   wide_sum acc{};
@@ -456,12 +458,15 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out) {
       a1 += exp_pass<kFastExp, true>(v1);
       a2 += exp_pass<kFastExp, true>(v2);
       a3 += exp_pass<kFastExp, true>(v3);
+      side.block(i);
     }
     acc.add(a0);
     acc.add(a1);
     acc.add(a2);
     acc.add(a3);
   }
+  side.finish();
+  side_out = side;
   vf a(0.0f);
   for (; i + W <= n; i += W) {
     const vf v = vf::load_unaligned(x + i);
@@ -477,8 +482,12 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out) {
   const float m = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
   const double sum = acc.total();
   if (!(m >= kOnePassLow && m <= isa_ops::kOnePassHigh) || !finite_sum(sum)) return false;
-  // >= 1, as every two-pass sum is: the max's own term is 1 up to the exp's rounding.
-  *out = {m, std::max(1.0, sum * std::exp(-kSumExpBeta * m))};
+  // The max's own term counts exactly 1, as exp(0) does in the two passes (a
+  // row of one finite value among -inf then has log-softmax 0 there, and every
+  // sum is >= 1): the sum less that term as the pass computed it (the other
+  // terms all 0 leave exactly that term), moved to the max, plus 1.
+  const double own = exp_pass<kFastExp, true>(vf(m)).get(0);
+  *out = {m, 1.0 + (sum - own) * std::exp(-kSumExpBeta * m)};
   return true;
 }
 
@@ -837,6 +846,15 @@ inline bool log_softmax_first_pass(const float *x, float *y, std::size_t n, floa
   return true;
 }
 
+// A log-softmax row outside the one-pass sums: the exp pass leaves x - max in
+// y, and the write subtracts the log of the sum there (from memory the exp
+// pass is then the one that waits for y's lines, behind its exps).
+inline void log_softmax_two_passes(const float *x, float *y, std::size_t n) {
+  float log_sum = 0.0f;
+  if (log_softmax_first_pass(x, y, n, row_max(x, n), no_side{}, &log_sum))
+    side_write<kSubtract>(nullptr, y, n, 0.0f, log_sum).finish();
+}
+
 void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n, bool from_memory) {
   if (rows == 0) return;
   if (n < kGroupLogBelow) {
@@ -849,30 +867,36 @@ void log_softmax_rows(const float *x, float *y, std::size_t rows, std::size_t n,
     }
     return;
   }
-  if (from_memory) {  // x read once from memory, then the write from L1
-    // Where the one-pass sums do not hold, the exp pass leaves x - max in y as
-    // below: then it is the pass that waits for y's lines to come from memory,
-    // behind its exps, and not the last.
-    float log_sum = 0.0f;
+  if (from_memory) {  // separate passes: x read once from memory, then the write from L1
     for (std::size_t r = 0; r < rows; ++r, x += n, y += n) {
       max_sum ms;
       if (max_sum_one_pass(x, n, &ms))
         row_log_write(x, y, n, ms.max, static_cast<float>(std::log(ms.sum)));
-      else if (log_softmax_first_pass(x, y, n, row_max(x, n), no_side{}, &log_sum))
-        side_write<kSubtract>(nullptr, y, n, 0.0f, log_sum).finish();
+      else
+        log_softmax_two_passes(x, y, n);
     }
     return;
   }
-  // The next row's pass subtracts the log of the sum in place.
-  float max = row_max(x, n), prev_log_sum = 0.0f;
-  bool pending = false;  // row r - 1 waits for its subtraction
+  // In cache, row r's one pass also writes row r - 1 from x (from memory that
+  // side cost 25-30%). A row outside the one-pass range takes its two passes
+  // at once and leaves nothing pending.
+  std::size_t pending = 0;  // n while row r - 1 waits for its write
+  float prev_max = 0.0f, prev_log_sum = 0.0f;
   for (std::size_t r = 0; r < rows; ++r) {
-    auto side = sides(side_max(x + (r + 1) * n, r + 1 < rows ? n : 0),
-                      side_write<kSubtract>(nullptr, y + (r > 0 ? r - 1 : 0) * n, pending ? n : 0, 0.0f, prev_log_sum));
-    pending = log_softmax_first_pass(x + r * n, y + r * n, n, max, side, &prev_log_sum);
-    max = side.first.result;
+    const float *xr = x + r * n, *xp = x + (r > 0 ? r - 1 : 0) * n;
+    float *yr = y + r * n, *yp = y + (r > 0 ? r - 1 : 0) * n;
+    max_sum ms;
+    const bool one = max_sum_one_pass(xr, n, &ms, side_write<kLogFromX>(xp, yp, pending, prev_max, prev_log_sum));
+    pending = 0;
+    if (one) {
+      pending = n;
+      prev_max = ms.max;
+      prev_log_sum = static_cast<float>(std::log(ms.sum));
+    } else {
+      log_softmax_two_passes(xr, yr, n);
+    }
   }
-  if (pending) side_write<kSubtract>(nullptr, y + (rows - 1) * n, n, 0.0f, prev_log_sum).finish();
+  if (pending) row_log_write(x + (rows - 1) * n, y + (rows - 1) * n, n, prev_max, prev_log_sum);
 }
 
 void logsumexp_rows(const float *x, float *out, std::size_t rows, std::size_t n) {
@@ -935,9 +959,12 @@ double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chu
 
 void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
-span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth) {
+span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth, const chunk_side *write) {
   max_sum ms;
-  if (!max_sum_one_pass(x, n, &ms)) ms = max_sum_known(x, n, chunk_max(x, n));
+  const bool one = write ? max_sum_one_pass(x, n, &ms, side_write<kLogFromX>(write->write_x, write->write_y,
+                                                                             write->write_n, write->a, write->b))
+                         : max_sum_one_pass(x, n, &ms);
+  if (!one) ms = max_sum_known(x, n, chunk_max(x, n));
   span_stats st;
   st.max = ms.max;
   st.sum = ms.sum;
