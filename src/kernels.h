@@ -129,8 +129,9 @@ struct kernel_table {
   double (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
   void (*scale)(float *y, std::size_t n, float factor);
   // The chunk's max (as chunk_max has it), sum of exp(x - max) and, if smooth,
-  // smoothing sum. write: null, or a chunk_side whose log-softmax write (only)
-  // the pass does along the way.
+  // smoothing sum. write: null, or another chunk for the pass to write along
+  // the way, as log_softmax_chunk_write(write_x, write_y, write_n, a, b) would
+  // (its other fields unused).
   span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth,
                             const chunk_side *write);
   // y = (x - max) - log_sum

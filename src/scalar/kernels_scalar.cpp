@@ -169,7 +169,6 @@ span_stats stats_chunk(const float *x, std::size_t n, const float *w, bool smoot
   return st;
 }
 
-
 void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width, float *, bool) {
   for (std::size_t j = 0; j < width; ++j) softmax_of({x + j, n, stride}, y + j, stride);
 }
