@@ -57,9 +57,13 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
       }
       const ld p = std::exp((ld)row[k * inner] - st.max) / st.sum;
       const bool at_t = !ign && (std::size_t)t[s] == k;
-      r.want[idx] = a * p - b * wt(k) - (at_t ? c : 0);
+      // With no smoothing term (b == 0: no smoothing, or an ignored sample) the
+      // class weights other than the target's are never read, as in PyTorch:
+      // an infinite or NaN one must not make 0 * w.
+      const ld bw = b == 0 ? 0 : b * wt(k);
+      r.want[idx] = a * p - bw - (at_t ? c : 0);
       r.scale[idx] = (double)((p > 0 ? std::fabs(a) * p * (10 + std::fabs((ld)row[k * inner] - st.max) / 2) : 0) +
-                              std::fabs(b * wt(k)) + (at_t ? std::fabs(c) : 0));
+                              std::fabs(bw) + (at_t ? std::fabs(c) : 0));
     }
   }
   return r;

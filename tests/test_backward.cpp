@@ -229,6 +229,37 @@ TEST_CASE("backward: every target ignored", "[backward]") {
   }
 }
 
+// Without smoothing PyTorch reads only the target's class weight: an infinite
+// or NaN weight on another class leaves the loss and every gradient finite
+// (ignored samples 0). Rows, column blocks and long rows; the reference skips
+// those weights too.
+TEST_CASE("backward: a non-finite weight on a class no target names, no smoothing", "[backward]") {
+  const std::size_t shapes[][3] = {{4, 9, 1}, {4, 300, 1}, {2, 21, 40}, {2, 29379, 1}};
+  for (const auto &s : shapes) {
+    const std::size_t samples = s[0] * s[2];
+    const auto x = make_tensor(Dist::Normal1, s[0], s[1], s[2], s[1]);
+    std::vector<std::int64_t> t(samples);
+    for (std::size_t i = 0; i < samples; ++i) t[i] = i % 3 == 0 ? -100 : static_cast<std::int64_t>(2 + i % (s[1] - 2));
+    for (float bad : {kInf, std::numeric_limits<float>::quiet_NaN()}) {
+      auto w = bw::uniform(s[1], 0.1f, 2.0f, 5);
+      w[0] = bad;
+      w[1] = -bad;
+      for (softkit_reduction red : kReductions) {
+        const auto o = tu::ce_opts(red, -100, 0.0f, w.data());
+        const auto dl = dloss_for(red, samples, 2);
+        const auto dx = bw::run_backward(x, t, s[0], s[1], s[2], o, dl);
+        std::size_t non_finite = 0;
+        for (float v : dx) non_finite += !std::isfinite(v);
+        for (float v : tu::run_ce(x, t, s[0], s[1], s[2], &o)) non_finite += !std::isfinite(v);
+        INFO(tu::shape_label(s[0], s[1], s[2]) << " weight " << bad << " reduction " << red);
+        CHECK(non_finite == 0);
+        check_ref(dx, bw::ce_backward(x.data(), t.data(), s[0], s[1], s[2], o, dl.data()), "ce_backward",
+                  tu::shape_label(s[0], s[1], s[2]) + " non-finite weight off target");
+      }
+    }
+  }
+}
+
 TEST_CASE("backward: central differences of the reference loss", "[backward]") {
   // Small cases in double: the loss is the long double reference of the forward.
   const std::size_t shapes[][3] = {{3, 5, 1}, {2, 4, 3}, {1, 7, 1}};
