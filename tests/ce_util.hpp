@@ -66,24 +66,26 @@ inline std::vector<double> ce_scales(const std::vector<float> &x, const std::vec
   return scale;
 }
 
-// Samples whose loss is an infinite target weight times an nll within its own
-// bound of 0 (no smoothing): the float or double nll may round to 0 there
-// (log of 1 + 1e-19), and inf * 0 is NaN, as PyTorch's float log_softmax gives
-// it; so NaN is as right there as the infinite reference.
+// Samples whose loss holds an infinite class weight times an nll within its
+// own bound of 0 (the target's class; with smoothing, any class): the float or
+// double nll may round to 0 there (log of 1 + 1e-19), and inf * 0 is NaN, as
+// PyTorch's float log_softmax gives it; so NaN is as right there as the
+// infinite reference.
 inline std::vector<char> ce_nan_ok(const std::vector<float> &x, const std::vector<std::int64_t> &t, std::size_t outer,
                                    std::size_t classes, std::size_t inner, const ref::CrossEntropyOptions &o) {
   std::vector<char> ok(outer * inner, 0);
-  if (!o.weights || o.label_smoothing != 0) return ok;
+  if (!o.weights) return ok;
   for (std::size_t s = 0; s < outer * inner; ++s) {
     if (t[s] == o.ignore_index || t[s] < 0 || (std::size_t)t[s] >= classes) continue;
-    if (!std::isinf(o.weights[t[s]])) continue;
     const std::size_t oo = s / inner, ii = s % inner;
     const float *row = x.data() + oo * classes * inner + ii;
     const ref::RowStats st = ref::row_stats(row, classes, inner);
     if (!st.finite()) continue;
-    const ld d = st.max - (ld)row[(std::size_t)t[s] * inner];
-    const ld nll = d + st.log_sum();
-    ok[s] = nll <= 4 * kEps * (1 + d + st.log_sum());
+    for (std::size_t c = 0; c < classes && !ok[s]; ++c) {
+      if ((o.label_smoothing == 0 && c != (std::size_t)t[s]) || !std::isinf(o.weights[c])) continue;
+      const ld d = st.max - (ld)row[c * inner];
+      ok[s] = d + st.log_sum() <= 4 * kEps * (1 + d + st.log_sum());
+    }
   }
   return ok;
 }
