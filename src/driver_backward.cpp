@@ -67,11 +67,11 @@ void grad_cols(const kernel_table &k, const grad_setup &s, const float *x, const
   const column_blocks cb(n, inner, dx);
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
     ce_grad g[kColBlock];
-    const std::unique_ptr<float[]> scratch = cb.scratch();
+    float *const scratch = cb.scratch();
     for (std::size_t it = b; it < e; ++it) {
       const std::size_t first = (it / cb.blocks) * inner + cb.column(it), width = cb.width_of(it);
       for (std::size_t l = 0; l < width; ++l) g[l] = s.of(targets[first + l], first + l);
-      k.ce_grad_cols(x + cb.offset(it), dx + cb.offset(it), n, inner, width, s.weights, g, scratch.get());
+      k.ce_grad_cols(x + cb.offset(it), dx + cb.offset(it), n, inner, width, s.weights, g, scratch);
     }
   });
 }
@@ -246,11 +246,11 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
     reset(cb.items(outer));
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       double l[kColBlock];
-      const std::unique_ptr<float[]> scratch = cb.scratch();
+      float *const scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it) {
         const std::size_t first = (it / cb.blocks) * inner + cb.column(it), width = cb.width_of(it);
         k.soft_ce_cols(logits + cb.offset(it), target_probs + cb.offset(it), classes, inner, width, s.weights, s.keep,
-                       s.add, l, scratch.get());
+                       s.add, l, scratch);
         for (std::size_t j = 0; j < width; ++j) {
           if (l[j] != l[j]) l[j] = soft_exact(s, logits + cb.offset(it) + j, target_probs + cb.offset(it) + j, classes, inner);
           partial[it] += l[j];

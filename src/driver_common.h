@@ -300,15 +300,23 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
 // they do from an aligned buffer, and the loads from an input placed alike do
 // not straddle lines. Each column's arithmetic is the same wherever it falls
 // in a block, so the results do not depend on the output's address.
+// The calling thread's scratch, 64-byte aligned (a vector split across two
+// cache lines costs the column passes a third of their speed): it grows to
+// the largest request and stays until the thread exits, at most
+// 3 * kColScratch floats (3 MiB). One request's memory at a time: the next
+// request may move it.
+float *thread_scratch(std::size_t floats);
+
 struct column_blocks {
   static constexpr std::size_t kMinWidth = 64;
   std::size_t n, inner, width, head = 0, blocks;
+  bool aligned_rows;  // out's rows start on 64 bytes once the head block is done
   column_blocks(std::size_t n_, std::size_t inner_, const float *out = nullptr) : n(n_), inner(inner_) {
     width = kColBlock;
     while (width > kMinWidth && n * width > kColScratchL1) width /= 2;
     const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(out);
-    if (out && inner > width && a % sizeof(float) == 0 && (inner * sizeof(float)) % 64 == 0)
-      head = (64 - a % 64) % 64 / sizeof(float);
+    aligned_rows = out && a % sizeof(float) == 0 && (inner * sizeof(float)) % 64 == 0;
+    if (aligned_rows && inner > width) head = (64 - a % 64) % 64 / sizeof(float);
     blocks = (head ? 1 : 0) + ceil_div(inner - head, width);
   }
   std::size_t items(std::size_t outer) const { return outer * blocks; }
@@ -320,12 +328,17 @@ struct column_blocks {
   std::size_t width_of(std::size_t it) const {
     return head && it % blocks == 0 ? head : min_size(width, inner - column(it));
   }
-  // One per thread, uninitialized. Null when the block is the whole of each row
-  // (inner <= width: the block is contiguous and the passes stream through x
-  // itself), or for very long columns.
-  std::unique_ptr<float[]> scratch() const {
-    const bool copy = inner > width && n * width <= kColScratch;
-    return std::unique_ptr<float[]>(copy ? new float[n * width] : nullptr);
+  // Whether the kernels copy each block (scratch): not when the block is the
+  // whole of each row (inner <= width: the block is contiguous and the passes
+  // stream through x itself), nor for very long columns.
+  bool copies() const { return inner > width && n * width <= kColScratch; }
+  // The calling thread's (see thread_scratch), n * width floats; null where
+  // there is no copy.
+  float *scratch() const { return copies() ? thread_scratch(n * width) : nullptr; }
+  // kernel_table::cols_run's place: blocks points to a column_blocks.
+  static col_place place(const void *blocks, std::size_t it) {
+    const column_blocks &cb = *static_cast<const column_blocks *>(blocks);
+    return col_place{cb.offset(it), cb.width_of(it)};
   }
 };
 

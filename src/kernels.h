@@ -34,6 +34,15 @@ constexpr std::size_t kColdElements = std::size_t{1} << 21;
 constexpr std::size_t kColBlock = 1024;
 constexpr std::size_t kColScratchL1 = std::size_t{1} << 12;  // floats: 16 KiB
 constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
+// Shorter columns take their blocks one by one: kernel_table::cols_run lost
+// 10-21% (log-softmax) at n = 8 on two threads.
+constexpr std::size_t kColRunShortest = 12;
+
+// Where column block `item` of a tensor lies: its first float and its width.
+struct col_place {
+  std::size_t offset, width;
+};
+using col_place_fn = col_place (*)(const void *blocks, std::size_t item);
 
 // Statistics of a span for the cross-entropy: sum of exp(x - max) and, when
 // smoothing, sum over c of w[c] * (max - x[c]) (w[c] = 1 without weights).
@@ -154,6 +163,14 @@ struct kernel_table {
                        float *scratch, bool stream);
   void (*log_softmax_cols)(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
                            float *scratch, bool stream);
+  // Blocks [begin, end) of a tensor (softmax or, with log, log-softmax), laid
+  // out by place(blocks, i), pipelined: a block's exp pass also copies the
+  // next block and writes the one before. The same bits as the calls above,
+  // block by block. scratch: 3 * slot_size floats, slot_size >= n * width of
+  // every block. Null where there is none (scalar): the driver calls the above.
+  void (*cols_run)(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place,
+                   const void *blocks, std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size,
+                   bool stream, bool log);
   // `count` whole slabs [n, inner] one after another (inner <= kColBlock: one
   // block each): softmax or, with log, log-softmax, pipelined so that a slab's
   // exp pass also finds the next slab's column maxima and writes the previous

@@ -439,6 +439,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_shifted_write,
                       softmax_cols,
                       log_softmax_cols,
+                      cols_run,
                       slabs,
                       logsumexp_cols,
                       stats_cols,

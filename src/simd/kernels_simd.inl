@@ -1238,6 +1238,147 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
 }
 
 // ---------------------------------------------------------------------------
+// Column blocks in a run, pipelined as slabs are: block i's exp pass (over its
+// copy in scratch) also copies block i + 1 into the next scratch slot, finding
+// its column maxima, and writes block i - 1 from its slot. Three passes, each
+// bound by something else (the copy by x's latency from memory, the exps by
+// the FMA units, the write by the stores), then overlap. Each block's
+// arithmetic is softmax_cols's (log_softmax_cols's): the same bits as block by
+// block, wherever a thread's run starts.
+struct col_stage {
+  static constexpr std::size_t kMax = col_block::kMaxVecs;
+  const float *x = nullptr;
+  float *y = nullptr, *slot = nullptr;  // slot: vector v's n rows at slot + v * n * W
+  std::size_t width = 0, vecs = 0;
+  bool stream = false;  // whole vectors of y go around the caches
+  vf m[kMax], a[kMax], b[kMax];  // column maxima; the write's y = e * a or (x - a) - b
+  std::size_t lanes(std::size_t v) const { return min_size(W, width - v * W); }
+  float *run(std::size_t n, std::size_t v) const { return slot + v * n * W; }
+};
+
+// Row r of vectors v0 .. v0 + 3 of the neighbours (those they have): the copy
+// of the next block (its maxima in nm) and the write of the previous one.
+template <bool Log, bool Full>
+__attribute__((always_inline)) inline void col_run_side(std::size_t n, std::size_t stride, std::size_t r,
+                                                        std::size_t v0, const col_stage *next, vf *nm,
+                                                        const col_stage *prev, const float *ahead) {
+  if (next) {
+    const std::size_t nv = Full ? 4 : (next->vecs > v0 ? min_size(4, next->vecs - v0) : 0);
+    for (std::size_t k = 0; k < nv; ++k) {
+      if (ahead) __builtin_prefetch(ahead + r * stride + (v0 + k) * W);
+      const col_vec c{next->x + (v0 + k) * W, stride, Full ? W : next->lanes(v0 + k)};
+      const vf v = c.template load<Full>(r, kNegInf);
+      v.store_unaligned(next->run(n, v0 + k) + r * W);
+      nm[k] = xsimd::max(nm[k], v);
+    }
+  }
+  if (prev) {
+    const std::size_t nv = Full ? 4 : (prev->vecs > v0 ? min_size(4, prev->vecs - v0) : 0);
+    for (std::size_t k = 0; k < nv; ++k) {
+      const std::size_t v = v0 + k;
+      const vf e = vf::load_unaligned(prev->run(n, v) + r * W);
+      const vf out = Log ? (e - prev->a[v]) - prev->b[v] : e * prev->a[v];
+      float *at = prev->y + r * stride + v * W;
+      if (prev->stream && (Full || prev->lanes(v) == W)) isa_ops::store_stream(at, out);
+      else col_store<Full>(at, out, prev->lanes(v));
+    }
+  }
+}
+
+// The exp pass over vectors v0 .. v0 + nv - 1 of cur (nv <= 4), with the side
+// on the same rows. Full: nv == 4, and every block there has 4 whole vectors.
+template <bool Log, bool Full>
+inline void col_run_pass(std::size_t n, std::size_t stride, col_stage &cur, std::size_t v0, std::size_t nv,
+                         col_stage *next, const col_stage *prev, const float *ahead, wide_sum *acc) {
+  if (Full) nv = 4;
+  vf nm[4] = {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)};
+  for (std::size_t k = 0; k < nv; ++k) acc[k] = wide_sum{};
+  for (std::size_t r = 0; r < n;) {
+    const std::size_t end = r + min_size(n - r, kFlush);
+    vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
+    for (; r < end; ++r) {
+      for (std::size_t k = 0; k < nv; ++k) {
+        float *at = cur.run(n, v0 + k) + r * W;
+        const vf e = exp_nonpos<Log>(vf::load_unaligned(at) - cur.m[v0 + k]);
+        if (!Log) e.store_unaligned(at);
+        s[k] += e;
+      }
+      col_run_side<Log, Full>(n, stride, r, v0, next, nm, prev, ahead);
+    }
+    for (std::size_t k = 0; k < nv; ++k) acc[k].add(s[k]);
+  }
+  if (next)
+    for (std::size_t k = 0; k < 4 && v0 + k < next->vecs; ++k) next->m[v0 + k] = nm[k];
+}
+
+template <bool Log>
+void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place,
+                   const void *blocks, std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size,
+                   bool stream) {
+  col_stage stage[3];
+  const auto setup = [&](std::size_t it) -> col_stage & {
+    col_stage &s = stage[it % 3];
+    const col_place p = place(blocks, it);
+    s.x = x + p.offset;
+    s.y = y + p.offset;
+    s.width = p.width;
+    s.vecs = (p.width + W - 1) / W;
+    s.slot = scratch + (it % 3) * slot_size;
+    s.stream = stream && reinterpret_cast<std::uintptr_t>(s.y) % sizeof(vf) == 0 &&
+               (stride * sizeof(float)) % sizeof(vf) == 0;
+    return s;
+  };
+  col_stage *prev = nullptr;
+  col_stage *cur = &setup(begin);
+  col_block(cur->x, n, stride, cur->width, cur->slot).max(cur->m);
+  wide_sum acc[col_stage::kMax];
+  for (std::size_t it = begin; it < end; ++it) {
+    col_stage *next = it + 1 < end ? &setup(it + 1) : nullptr;
+    // The block after next, on its way to the cache while next is copied.
+    const float *ahead = it + 2 < end ? x + place(blocks, it + 2).offset : nullptr;
+    const std::size_t groups = (cur->vecs + 3) / 4;
+    const std::size_t next_groups = next ? (next->vecs + 3) / 4 : 0, prev_groups = prev ? (prev->vecs + 3) / 4 : 0;
+    const std::size_t side_groups = next_groups > prev_groups ? next_groups : prev_groups;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::size_t v0 = 4 * g, nv = min_size(4, cur->vecs - v0);
+      const auto whole = [&](const col_stage *s) { return !s || (s->vecs >= v0 + 4 && s->lanes(v0 + 3) == W); };
+      if (nv == 4 && whole(cur) && whole(next) && whole(prev))
+        col_run_pass<Log, true>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
+      else
+        col_run_pass<Log, false>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
+    }
+    // A neighbour wider than this block (after a narrow first block of a row): its rest.
+    for (std::size_t g = groups; g < side_groups; ++g) {
+      vf nm[4] = {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)};
+      for (std::size_t r = 0; r < n; ++r) col_run_side<Log, false>(n, stride, r, 4 * g, next, nm, prev, ahead);
+      if (next)
+        for (std::size_t k = 0; k < 4 && 4 * g + k < next->vecs; ++k) next->m[4 * g + k] = nm[k];
+    }
+    for (std::size_t v = 0; v < cur->vecs; ++v) {
+      if (Log) {
+        cur->a[v] = cur->m[v];
+        cur->b[v] = log_ge1(col_sums_f32(acc[v]));
+      } else {
+        cur->a[v] = vf(1.0f) / col_sums_f32(acc[v]);
+      }
+    }
+    prev = cur;
+    cur = next;
+  }
+  // The last block's write, on its own.
+  vf unused[4];
+  for (std::size_t v0 = 0; v0 < prev->vecs; v0 += 4)
+    for (std::size_t r = 0; r < n; ++r) col_run_side<Log, false>(n, stride, r, v0, nullptr, unused, prev, nullptr);
+  isa_ops::stream_fence();
+}
+
+void cols_run(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place, const void *blocks,
+              std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size, bool stream, bool log) {
+  if (log) cols_run_impl<true>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream);
+  else cols_run_impl<false>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream);
+}
+
+// ---------------------------------------------------------------------------
 // Slabs: whole [n, inner] tensors in a row, pipelined as rows are. One pass
 // over a group of up to 4 vectors of columns of slab s: per lane sums of
 // exp(x - m) (the exps stored in y for softmax), and along the same rows the
