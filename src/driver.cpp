@@ -260,24 +260,22 @@ void cross_entropy_cols(const kernel_table &k, const ce_setup &s, std::size_t ou
   const column_blocks cb(s.classes, s.inner);
   partial.assign(cb.items(outer), {});
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
-    float max[kColBlock], log_sum[kColBlock];
-    double smooth_sum[kColBlock];
-    float *const scratch = cb.scratch();
-    for (std::size_t it = b; it < e; ++it) {
-      const std::size_t o = it / cb.blocks, j0 = cb.column(it), width = cb.width_of(it);
-      const float *x = s.logits + cb.offset(it);
-      k.stats_cols(x, s.classes, s.inner, width, s.weights, smooth, max, log_sum, smooth_sum, scratch);
-      loss_sum acc;
-      if (s.plain) plain_losses(k, s, s.targets + o * s.inner + j0, x, width, 1, s.inner, max, log_sum, &acc);
-      else
-        for (std::size_t l = 0; l < width; ++l) {
-          const std::size_t sample = o * s.inner + j0 + l;
-          const int64_t t = s.targets[sample];
-          const double v = sample_loss(s, t, x + l, s.inner, max[l], log_sum[l], smooth ? smooth_sum[l] : 0.0, &acc);
-          if (per_sample) per_sample[sample] = static_cast<float>(v);
-        }
-      partial[it] = acc;
-    }
+    column_stats(k, s.logits, cb, b, e, s.weights, smooth,
+                 [&](std::size_t it, const float *max, const float *log_sum, const double *smooth_sum) {
+                   const std::size_t o = it / cb.blocks, j0 = cb.column(it), width = cb.width_of(it);
+                   const float *x = s.logits + cb.offset(it);
+                   loss_sum acc;
+                   if (s.plain) plain_losses(k, s, s.targets + o * s.inner + j0, x, width, 1, s.inner, max, log_sum, &acc);
+                   else
+                     for (std::size_t l = 0; l < width; ++l) {
+                       const std::size_t sample = o * s.inner + j0 + l;
+                       const int64_t t = s.targets[sample];
+                       const double v = sample_loss(s, t, x + l, s.inner, max[l], log_sum[l],
+                                                    smooth_sum ? smooth_sum[l] : 0.0, &acc);
+                       if (per_sample) per_sample[sample] = static_cast<float>(v);
+                     }
+                   partial[it] = acc;
+                 });
   });
 }
 
@@ -359,7 +357,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     // Pipelined where it was measured faster: blocks copied to scratch, columns
     // of kColRunShortest or more, and from memory only where y's rows stream
     // (stores that go through the caches to memory stall the pipeline's exps).
-    const bool pipelined = k.cols_run && cb.copies() && n >= kColRunShortest && (!stream || cb.aligned_rows);
+    const bool pipelined = k.cols_run && column_run(cb) && (!stream || cb.aligned_rows);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       if (pipelined) {
         float *const scratch = thread_scratch(3 * n * cb.width);
@@ -400,6 +398,18 @@ softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std:
   if (inner > 1) {
     const column_blocks cb(n, inner);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+      if (k.stats_cols_run && column_run(cb)) {  // as logsumexp_cols, pipelined
+        column_stats(k, x, cb, b, e, nullptr, false,
+                     [&](std::size_t it, const float *max, const float *log_sum, const double *) {
+                       const std::size_t j0 = cb.column(it);
+                       float *o = out + (it / cb.blocks) * inner + j0;
+                       for (std::size_t l = 0; l < cb.width_of(it); ++l) {
+                         const float v = max[l] + log_sum[l];
+                         o[l] = v == v ? v : logsumexp_special(x + cb.offset(it) + l, n, inner);
+                       }
+                     });
+        return;
+      }
       float *const scratch = cb.scratch();
       for (std::size_t it = b; it < e; ++it)
         k.logsumexp_cols(x + cb.offset(it), out + (it / cb.blocks) * inner + cb.column(it), n, inner,

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.h"
@@ -292,6 +293,13 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
   };
 }
 
+// The calling thread's scratch, 64-byte aligned (a vector split across two
+// cache lines costs the column passes a third of their speed): it grows to
+// the largest request and stays until the thread exits, at most
+// 3 * kColScratch floats (3 MiB). One request's memory at a time: the next
+// request may move it.
+float *thread_scratch(std::size_t floats);
+
 // Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on
 // the shape alone: as wide as keeps the scratch copy in L1, at least 64 columns.
 // Given the output, whose rows the blocks write, the blocks after the first
@@ -300,13 +308,6 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
 // they do from an aligned buffer, and the loads from an input placed alike do
 // not straddle lines. Each column's arithmetic is the same wherever it falls
 // in a block, so the results do not depend on the output's address.
-// The calling thread's scratch, 64-byte aligned (a vector split across two
-// cache lines costs the column passes a third of their speed): it grows to
-// the largest request and stays until the thread exits, at most
-// 3 * kColScratch floats (3 MiB). One request's memory at a time: the next
-// request may move it.
-float *thread_scratch(std::size_t floats);
-
 struct column_blocks {
   static constexpr std::size_t kMinWidth = 64;
   std::size_t n, inner, width, head = 0, blocks;
@@ -341,6 +342,35 @@ struct column_blocks {
     return col_place{cb.offset(it), cb.width_of(it)};
   }
 };
+
+// Whether a column op runs its blocks as one pipelined run per thread
+// (kernel_table::cols_run, stats_cols_run): where the blocks are copied and the
+// columns are not short (see kColRunShortest).
+inline bool column_run(const column_blocks &cb) { return cb.copies() && cb.n >= kColRunShortest; }
+
+// Each column block's stats in [b, e) of x, handed to f(item, max, log_sum,
+// smooth_sum) in order (smooth_sum null without smoothing): one pipelined run
+// where the kernels have one, else block by block. The same bits either way.
+template <class F>
+void column_stats(const kernel_table &k, const float *x, const column_blocks &cb, std::size_t b, std::size_t e,
+                  const float *weights, bool smooth, F &&f) {
+  using Fn = std::remove_reference_t<F>;
+  if (k.stats_cols_run && column_run(cb)) {
+    const col_stats_fn done = [](void *ctx, std::size_t it, const float *max, const float *log_sum,
+                                 const double *smooth_sum) { (*static_cast<Fn *>(ctx))(it, max, log_sum, smooth_sum); };
+    k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth,
+                     thread_scratch(3 * cb.n * cb.width), cb.n * cb.width, done, &f);
+    return;
+  }
+  float max[kColBlock], log_sum[kColBlock];
+  double smooth_sum[kColBlock];
+  float *const scratch = cb.scratch();
+  for (std::size_t it = b; it < e; ++it) {
+    k.stats_cols(x + cb.offset(it), cb.n, cb.inner, cb.width_of(it), weights, smooth, max, log_sum, smooth_sum,
+                 scratch);
+    f(it, max, log_sum, smooth ? smooth_sum : nullptr);
+  }
+}
 
 }  // namespace softkit
 

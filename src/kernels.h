@@ -43,6 +43,9 @@ struct col_place {
   std::size_t offset, width;
 };
 using col_place_fn = col_place (*)(const void *blocks, std::size_t item);
+// A finished column block's stats, its width of each (smooth_sum null without smoothing).
+using col_stats_fn = void (*)(void *ctx, std::size_t item, const float *max, const float *log_sum,
+                              const double *smooth_sum);
 
 // Statistics of a span for the cross-entropy: sum of exp(x - max) and, when
 // smoothing, sum over c of w[c] * (max - x[c]) (w[c] = 1 without weights).
@@ -182,6 +185,12 @@ struct kernel_table {
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,
                      bool smooth, float *max, float *log_sum, double *smooth_sum, float *scratch);
+  // stats_cols of blocks [begin, end), pipelined as cols_run is (a block's exp
+  // pass also copies the next block), each block's handed to done as it is
+  // finished. Null where there is none (scalar).
+  void (*stats_cols_run)(const float *x, std::size_t n, std::size_t stride, col_place_fn place, const void *blocks,
+                         std::size_t begin, std::size_t end, const float *weights, bool smooth, float *scratch,
+                         std::size_t slot_size, col_stats_fn done, void *ctx);
 
   // --- cross-entropy gradient (g: one ce_grad per row, or per column of the block)
   void (*ce_grad_rows)(const float *x, float *dx, std::size_t rows, std::size_t n, const float *weights,

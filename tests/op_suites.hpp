@@ -92,11 +92,13 @@ inline void suite_row_lengths(Op op) {
     }
 }
 
-// inner > 1: column blocks. [3, 40, 300]: pipelined runs of blocks (see
-// kernel_table::cols_run) whose last block is partial, across outer slices.
+// inner > 1: column blocks. [3, 40, 300] and [3, 21, 129]: pipelined runs of
+// blocks (kernel_table::cols_run, stats_cols_run) across outer slices, whose
+// last block is partial; in the second only one column wide, before a slice's
+// first block of 128.
 inline void suite_inner(Op op) {
   const std::size_t shapes[][3] = {{3, 17, 5}, {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100}, {1, 1, 7},
-                                   {2, 3, 65},  {1, 300, 129}, {3, 16385, 2}, {3, 40, 300}};
+                                   {2, 3, 65},  {1, 300, 129}, {3, 16385, 2}, {3, 40, 300}, {3, 21, 129}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);

@@ -443,6 +443,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       slabs,
                       logsumexp_cols,
                       stats_cols,
+                      stats_cols_run,
                       ce_grad_rows,
                       ce_grad_scale,
                       ce_grad_cols,

@@ -1237,6 +1237,23 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   b.write(y, x, stream, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
 }
 
+// A vector of columns' stats, as stats_cols gives them: max, log of the sum of
+// exp(x - max), and with smooth the sum of w * (max - x) (c: where the block's
+// x is, lanes: the columns it holds).
+inline void col_stats_out(const col_vec &c, std::size_t n, vf m, const wide_sum &acc, const float *weights,
+                          bool smooth, std::size_t lanes, float *max, float *log_sum, double *smooth_sum) {
+  alignas(64) float mv[W], lv[W];
+  alignas(64) double sv[W];
+  m.store_aligned(mv);
+  log_ge1(col_sums_f32(acc)).store_aligned(lv);
+  if (smooth) wide_lanes(col_smooth_sum(c, n, m, weights), sv);
+  for (std::size_t l = 0; l < lanes; ++l) {
+    max[l] = mv[l];
+    log_sum[l] = lv[l];
+    if (smooth) smooth_sum[l] = sv[l];
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Column blocks in a run, pipelined as slabs are: block i's exp pass (over its
 // copy in scratch) also copies block i + 1 into the next scratch slot, finding
@@ -1311,16 +1328,27 @@ inline void col_run_pass(std::size_t n, std::size_t stride, col_stage &cur, std:
     for (std::size_t k = 0; k < 4 && v0 + k < next->vecs; ++k) next->m[v0 + k] = nm[k];
 }
 
-template <bool Log>
+// What a run of blocks does with each: softmax's or log-softmax's write, or
+// stats handed to the caller (as stats_cols has them).
+enum col_run_mode { kRunSoftmax, kRunLogSoftmax, kRunStats };
+struct col_stats_sink {
+  const float *weights;
+  bool smooth;
+  col_stats_fn done;
+  void *ctx;
+};
+
+template <int Mode>
 void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place,
                    const void *blocks, std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size,
-                   bool stream) {
+                   bool stream, const col_stats_sink *sink) {
+  constexpr bool kLog = Mode != kRunSoftmax;  // the exps are only summed
   col_stage stage[3];
   const auto setup = [&](std::size_t it) -> col_stage & {
     col_stage &s = stage[it % 3];
     const col_place p = place(blocks, it);
     s.x = x + p.offset;
-    s.y = y + p.offset;
+    s.y = y ? y + p.offset : nullptr;
     s.width = p.width;
     s.vecs = (p.width + W - 1) / W;
     s.slot = scratch + (it % 3) * slot_size;
@@ -1328,7 +1356,7 @@ void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, 
                (stride * sizeof(float)) % sizeof(vf) == 0;
     return s;
   };
-  col_stage *prev = nullptr;
+  col_stage *prev = nullptr;  // the block whose write is due (none for stats)
   col_stage *cur = &setup(begin);
   col_block(cur->x, n, stride, cur->width, cur->slot).max(cur->m);
   wide_sum acc[col_stage::kMax];
@@ -1343,39 +1371,56 @@ void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, 
       const std::size_t v0 = 4 * g, nv = min_size(4, cur->vecs - v0);
       const auto whole = [&](const col_stage *s) { return !s || (s->vecs >= v0 + 4 && s->lanes(v0 + 3) == W); };
       if (nv == 4 && whole(cur) && whole(next) && whole(prev))
-        col_run_pass<Log, true>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
+        col_run_pass<kLog, true>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
       else
-        col_run_pass<Log, false>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
+        col_run_pass<kLog, false>(n, stride, *cur, v0, nv, next, prev, ahead, acc + v0);
     }
     // A neighbour wider than this block (after a narrow first block of a row): its rest.
     for (std::size_t g = groups; g < side_groups; ++g) {
       vf nm[4] = {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)};
-      for (std::size_t r = 0; r < n; ++r) col_run_side<Log, false>(n, stride, r, 4 * g, next, nm, prev, ahead);
+      for (std::size_t r = 0; r < n; ++r) col_run_side<kLog, false>(n, stride, r, 4 * g, next, nm, prev, ahead);
       if (next)
         for (std::size_t k = 0; k < 4 && 4 * g + k < next->vecs; ++k) next->m[4 * g + k] = nm[k];
     }
-    for (std::size_t v = 0; v < cur->vecs; ++v) {
-      if (Log) {
-        cur->a[v] = cur->m[v];
-        cur->b[v] = log_ge1(col_sums_f32(acc[v]));
-      } else {
-        cur->a[v] = vf(1.0f) / col_sums_f32(acc[v]);
+    if (Mode == kRunStats) {
+      float max[kColBlock], log_sum[kColBlock];
+      double smooth_sum[kColBlock];
+      for (std::size_t v = 0; v < cur->vecs; ++v)
+        col_stats_out(col_vec{cur->run(n, v), W, W}, n, cur->m[v], acc[v], sink->weights, sink->smooth,
+                      cur->lanes(v), max + v * W, log_sum + v * W, sink->smooth ? smooth_sum + v * W : nullptr);
+      sink->done(sink->ctx, it, max, log_sum, sink->smooth ? smooth_sum : nullptr);
+    } else {
+      for (std::size_t v = 0; v < cur->vecs; ++v) {
+        if (kLog) {
+          cur->a[v] = cur->m[v];
+          cur->b[v] = log_ge1(col_sums_f32(acc[v]));
+        } else {
+          cur->a[v] = vf(1.0f) / col_sums_f32(acc[v]);
+        }
       }
+      prev = cur;
     }
-    prev = cur;
     cur = next;
   }
+  if (Mode == kRunStats) return;
   // The last block's write, on its own.
   vf unused[4];
   for (std::size_t v0 = 0; v0 < prev->vecs; v0 += 4)
-    for (std::size_t r = 0; r < n; ++r) col_run_side<Log, false>(n, stride, r, v0, nullptr, unused, prev, nullptr);
+    for (std::size_t r = 0; r < n; ++r) col_run_side<kLog, false>(n, stride, r, v0, nullptr, unused, prev, nullptr);
   isa_ops::stream_fence();
 }
 
 void cols_run(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place, const void *blocks,
               std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size, bool stream, bool log) {
-  if (log) cols_run_impl<true>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream);
-  else cols_run_impl<false>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream);
+  if (log) cols_run_impl<kRunLogSoftmax>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream, nullptr);
+  else cols_run_impl<kRunSoftmax>(x, y, n, stride, place, blocks, begin, end, scratch, slot_size, stream, nullptr);
+}
+
+void stats_cols_run(const float *x, std::size_t n, std::size_t stride, col_place_fn place, const void *blocks,
+                    std::size_t begin, std::size_t end, const float *weights, bool smooth, float *scratch,
+                    std::size_t slot_size, col_stats_fn done, void *ctx) {
+  const col_stats_sink sink{weights, smooth, done, ctx};
+  cols_run_impl<kRunStats>(x, nullptr, n, stride, place, blocks, begin, end, scratch, slot_size, false, &sink);
 }
 
 // ---------------------------------------------------------------------------
@@ -1524,18 +1569,9 @@ void stats_cols(const float *x, std::size_t n, std::size_t stride, std::size_t w
   wide_sum acc[col_block::kMaxVecs];
   b.max(m);
   b.exp_sums(m, nullptr, acc, true);
-  for (std::size_t v = 0; v < b.vecs; ++v) {
-    alignas(64) float mv[W], lv[W];
-    alignas(64) double sv[W];
-    m[v].store_aligned(mv);
-    log_ge1(col_sums_f32(acc[v])).store_aligned(lv);
-    if (smooth) wide_lanes(col_smooth_sum(b.source(v), n, m[v], weights), sv);
-    for (std::size_t l = 0; l < b.lanes(v); ++l) {
-      max[v * W + l] = mv[l];
-      log_sum[v * W + l] = lv[l];
-      if (smooth) smooth_sum[v * W + l] = sv[l];
-    }
-  }
+  for (std::size_t v = 0; v < b.vecs; ++v)
+    col_stats_out(b.source(v), n, m[v], acc[v], weights, smooth, b.lanes(v), max + v * W, log_sum + v * W,
+                  smooth ? smooth_sum + v * W : nullptr);
 }
 
 template <bool Sum>
