@@ -316,10 +316,12 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   const bool log = kind == normalize::log_softmax;
   if (inner > 1) {
     const column_blocks cb(n, inner, dx);
+    const bool stream = total > kColdElements;  // from memory: dx may go around the caches
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
+      float *const scratch = stream && cb.copies() ? thread_scratch(2 * n * cb.width) : nullptr;
       for (std::size_t it = b; it < e; ++it)
         k.softmax_backward_cols(y + cb.offset(it), dy + cb.offset(it), dx + cb.offset(it), n, inner, cb.width_of(it),
-                                log);
+                                log, scratch, stream);
     });
   } else if (n <= kRowChunk) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {

@@ -210,8 +210,10 @@ struct kernel_table {
   double (*softmax_backward_chunk_sum)(const float *y, const float *dy, std::size_t n, bool log);
   void (*softmax_backward_chunk_write)(const float *y, const float *dy, float *dx, std::size_t n, double sum,
                                        bool log);
+  // scratch: 2 * n * width floats for copies of y's and dy's block, or null
+  // (the kernel then walks them twice); stream as for softmax_cols.
   void (*softmax_backward_cols)(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
-                                std::size_t width, bool log);
+                                std::size_t width, bool log, float *scratch, bool stream);
 
   // --- soft-target (class probability) cross-entropy: per-row loss
   // sum_c w[c] t'[c] (log_sum_exp(x) - x[c]), t'[c] = keep * t[c] + add.

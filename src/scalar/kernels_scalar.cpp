@@ -263,7 +263,7 @@ void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, st
 }
 
 void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
-                           std::size_t width, bool log) {
+                           std::size_t width, bool log, float *, bool) {
   for (std::size_t j = 0; j < width; ++j)
     backward_write(y + j, dy + j, dx + j, n, stride, backward_sum(y + j, dy + j, n, stride, log), log);
 }

@@ -262,12 +262,19 @@ void softmax_backward_chunk_write(const float *y, const float *dy, float *dx, st
 }
 
 // Columns: the block is walked row by row (each row a contiguous run of width
-// floats), the per-column sums in float registers flushed to double every kFlush rows.
-template <bool Log>
+// floats), the per-column sums in float registers flushed to double every
+// kFlush rows. With scratch, the sum pass also copies y's and dy's block into
+// it, row-major, whole vectors (zeros past the width), and the write reads the
+// copies: a block's rows, a power of two apart, share cache sets and would be
+// gone by then. The write then prefetches the next block's rows and, from
+// memory, stores around the caches, as the forward column passes do.
+template <bool Log, bool Copy>
 void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
-                             std::size_t width) {
+                             std::size_t width, float *scratch, bool stream) {
   constexpr std::size_t kMaxVecs = col_block::kMaxVecs;
   const std::size_t vecs = (width + W - 1) / W, whole = width / W;  // whole: no lane test
+  const std::size_t pitch = vecs * W;                                // a copied row
+  float *const ys = scratch, *const dys = Copy ? scratch + n * pitch : nullptr;
   auto lanes = [&](std::size_t v) { return min_size(W, width - v * W); };
   vf part[kMaxVecs], s[kMaxVecs];
   wide_sum acc[kMaxVecs];
@@ -277,12 +284,22 @@ void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::si
     for (std::size_t v = 0; v < vecs; ++v) part[v] = vf(0.0f);
     for (; r < end; ++r) {
       std::size_t v = 0;
-      for (; v < whole; ++v)
-        part[v] = bwd_term<Log>(vf::load_unaligned(y + r * stride + v * W), vf::load_unaligned(dy + r * stride + v * W),
-                                part[v]);
+      for (; v < whole; ++v) {
+        const vf a = vf::load_unaligned(y + r * stride + v * W), b = vf::load_unaligned(dy + r * stride + v * W);
+        if (Copy) {
+          a.store_unaligned(ys + r * pitch + v * W);
+          b.store_unaligned(dys + r * pitch + v * W);
+        }
+        part[v] = bwd_term<Log>(a, b, part[v]);
+      }
       for (; v < vecs; ++v) {
         const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
-        part[v] = bwd_term<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), part[v]);
+        const vf a = cy.load(r, 0.0f), b = cd.load(r, 0.0f);
+        if (Copy) {
+          a.store_unaligned(ys + r * pitch + v * W);
+          b.store_unaligned(dys + r * pitch + v * W);
+        }
+        part[v] = bwd_term<Log>(a, b, part[v]);
       }
     }
     for (std::size_t v = 0; v < vecs; ++v) acc[v].add(part[v]);
@@ -306,27 +323,41 @@ void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::si
     for (std::size_t j = 0; j < width; ++j) bwd_write_wide<Log>(y + j, dy + j, dx + j, n, stride, sd[j]);
     return;
   }
+  const bool around = Copy && stream && reinterpret_cast<std::uintptr_t>(dx) % sizeof(vf) == 0 &&
+                      (stride * sizeof(float)) % sizeof(vf) == 0;
   for (std::size_t r = 0; r < n; ++r) {
     std::size_t v = 0;
     for (; v < whole; ++v) {
       const std::size_t at = r * stride + v * W;
-      bwd_out<Log>(vf::load_unaligned(y + at), vf::load_unaligned(dy + at), s[v], sd + v * W, 1)
-          .store_unaligned(dx + at);
+      const vf a = Copy ? vf::load_unaligned(ys + r * pitch + v * W) : vf::load_unaligned(y + at);
+      const vf b = Copy ? vf::load_unaligned(dys + r * pitch + v * W) : vf::load_unaligned(dy + at);
+      if (Copy) {  // the next block's rows (never faults, past the end neither)
+        __builtin_prefetch(y + at + width);
+        __builtin_prefetch(dy + at + width);
+      }
+      const vf o = bwd_out<Log>(a, b, s[v], sd + v * W, 1);
+      if (around) isa_ops::store_stream(dx + at, o);
+      else o.store_unaligned(dx + at);
     }
     for (; v < vecs; ++v) {
       const col_vec cy{y + v * W, stride, lanes(v)}, cd{dy + v * W, stride, lanes(v)};
-      col_store(dx + r * stride + v * W, bwd_out<Log>(cy.load(r, 0.0f), cd.load(r, 0.0f), s[v], sd + v * W, 1),
-                lanes(v));
+      const vf a = Copy ? vf::load_unaligned(ys + r * pitch + v * W) : cy.load(r, 0.0f);
+      const vf b = Copy ? vf::load_unaligned(dys + r * pitch + v * W) : cd.load(r, 0.0f);
+      col_store(dx + r * stride + v * W, bwd_out<Log>(a, b, s[v], sd + v * W, 1), lanes(v));
     }
   }
+  if (around) isa_ops::stream_fence();
 }
 
 void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
-                           std::size_t width, bool log) {
-  if (log)
-    softmax_backward_cols_t<true>(y, dy, dx, n, stride, width);
-  else
-    softmax_backward_cols_t<false>(y, dy, dx, n, stride, width);
+                           std::size_t width, bool log, float *scratch, bool stream) {
+  if (scratch) {
+    if (log) softmax_backward_cols_t<true, true>(y, dy, dx, n, stride, width, scratch, stream);
+    else softmax_backward_cols_t<false, true>(y, dy, dx, n, stride, width, scratch, stream);
+  } else {
+    if (log) softmax_backward_cols_t<true, false>(y, dy, dx, n, stride, width, nullptr, false);
+    else softmax_backward_cols_t<false, false>(y, dy, dx, n, stride, width, nullptr, false);
+  }
 }
 
 // ---------------------------------------------------------------------------
