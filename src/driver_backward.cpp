@@ -65,13 +65,14 @@ void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const
 void grad_cols(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
                std::size_t outer, std::size_t n, std::size_t inner, int threads) {
   const column_blocks cb(n, inner, dx);
+  const bool stream = outer * n * inner > kColdElements;  // from memory: dx may go around the caches
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
     ce_grad g[kColBlock];
     float *const scratch = cb.scratch();
     for (std::size_t it = b; it < e; ++it) {
       const std::size_t first = (it / cb.blocks) * inner + cb.column(it), width = cb.width_of(it);
       for (std::size_t l = 0; l < width; ++l) g[l] = s.of(targets[first + l], first + l);
-      k.ce_grad_cols(x + cb.offset(it), dx + cb.offset(it), n, inner, width, s.weights, g, scratch);
+      k.ce_grad_cols(x + cb.offset(it), dx + cb.offset(it), n, inner, width, s.weights, g, scratch, stream);
     }
   });
 }

@@ -198,8 +198,9 @@ struct kernel_table {
   // y = y * s - b * w (w = 1 when weights is null): a chunk of a long row whose
   // exps softmax_chunk_exp left in y, moved to the row's scale.
   void (*ce_grad_scale)(float *y, std::size_t n, const float *weights, float s, float b);
+  // scratch and stream as for softmax_cols.
   void (*ce_grad_cols)(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width,
-                       const float *weights, const ce_grad *g, float *scratch);
+                       const float *weights, const ce_grad *g, float *scratch, bool stream);
 
   // --- softmax / log-softmax backward; log selects log-softmax. With y the
   // forward output: softmax dx = y * (dy - sum(dy * y)), log-softmax

@@ -221,7 +221,7 @@ void ce_grad_scale(float *y, std::size_t n, const float *w, float s, float b) {
 }
 
 void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width, const float *w,
-                  const ce_grad *g, float *) {
+                  const ce_grad *g, float *, bool) {
   for (std::size_t j = 0; j < width; ++j) ce_grad_of({x + j, n, stride}, dx + j, stride, w, g[j]);
 }
 

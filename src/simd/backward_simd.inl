@@ -83,23 +83,38 @@ void ce_grad_rows(const float *x, float *dx, std::size_t rows, std::size_t n, co
 void ce_grad_scale(float *y, std::size_t n, const float *w, float s, float b) { ce_affine(y, n, w, s, b); }
 
 void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width, const float *w,
-                  const ce_grad *g, float *scratch) {
+                  const ce_grad *g, float *scratch, bool stream) {
   const col_block bl(x, n, stride, width, scratch);
   vf m[col_block::kMaxVecs], sc[col_block::kMaxVecs], nb[col_block::kMaxVecs];
+  vf tv[col_block::kMaxVecs], cv[col_block::kMaxVecs];  // each lane's target row (-1: none) and c
   wide_sum acc[col_block::kMaxVecs];
   bl.max(m);
   bl.exp_sums(m, dx, acc);  // the exps go to the buffer, or straight to dx
   bool smooth = false;
   for (std::size_t v = 0; v < bl.vecs; ++v) {
-    alignas(64) float a[W], b[W];
+    alignas(64) float a[W], b[W], t[W], c[W];
     for (std::size_t l = 0; l < W; ++l) {
       const bool in = l < bl.lanes(v);
       a[l] = in ? g[v * W + l].a : 0.0f;
       b[l] = in ? -g[v * W + l].b : 0.0f;
+      t[l] = in && g[v * W + l].t >= 0 ? static_cast<float>(g[v * W + l].t) : -1.0f;
+      c[l] = in ? g[v * W + l].c : 0.0f;
       smooth |= b[l] != 0.0f;
     }
     sc[v] = vf::load_aligned(a) / col_sums_f32(acc[v]);
     nb[v] = vf::load_aligned(b);
+    tv[v] = vf::load_aligned(t);
+    cv[v] = vf::load_aligned(c);
+  }
+  if (scratch) {
+    // From the copy: the target's c in the same write (n <= kColScratch, so a
+    // row index is exact in float), which may then go around the caches.
+    bl.write(dx, dx, stream, [&](std::size_t r, std::size_t v, vf e) {
+      const vf wr(w ? w[r] : 1.0f);
+      const vf o = smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v];
+      return o - xsimd::select(tv[v] == vf(static_cast<float>(r)), cv[v], vf(0.0f));
+    });
+    return;
   }
   // The whole vectors first, with no lane test each, then a partial last one.
   const std::size_t whole = width / W;
@@ -107,11 +122,11 @@ void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, 
     const vf wr(w ? w[r] : 1.0f);
     std::size_t v = 0;
     for (; v < whole; ++v) {
-      const vf e = vf::load_unaligned(scratch ? bl.run(v) + r * W : dx + r * stride + v * W);
+      const vf e = vf::load_unaligned(dx + r * stride + v * W);
       (smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v]).store_unaligned(dx + r * stride + v * W);
     }
     for (; v < bl.vecs; ++v) {
-      const vf e = scratch ? vf::load_unaligned(bl.run(v) + r * W) : bl.direct(dx, v).load(r, 0.0f);
+      const vf e = bl.direct(dx, v).load(r, 0.0f);
       col_store(dx + r * stride + v * W, smooth ? xsimd::fma(e, sc[v], nb[v] * wr) : e * sc[v], bl.lanes(v));
     }
   }

@@ -1179,7 +1179,7 @@ struct col_block {
       acc[v] = exps_to ? col_exp_sum<true>(source(v), n, m[v], scratch ? run(v) : exps_to + v * W)
                        : col_exp_sum<false>(source(v), n, m[v], nullptr);
   }
-  // y[r, v] = f(v, the value the passes left for (r, v)), row by row.
+  // y[r, v] = f(r, v, the value the passes left for (r, v)), row by row.
   // While it writes, it prefetches the next block's rows (the columns after
   // this block, in the same rows): a walk 4 KiB or more apart per row is one
   // the hardware prefetchers lose. Prefetches never fault, past the end neither.
@@ -1203,12 +1203,12 @@ struct col_block {
       std::size_t v = 0;
       for (; v < whole; ++v) {
         __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
-        isa_ops::store_stream(y + r * stride + v * W, f(v, vf::load_unaligned(run(v) + r * W)));
+        isa_ops::store_stream(y + r * stride + v * W, f(r, v, vf::load_unaligned(run(v) + r * W)));
       }
       for (; v < vecs; ++v) {
         __builtin_prefetch(reinterpret_cast<const void *>(next + (r * stride + v * W) * sizeof(float)));
         const vf e = scratch ? vf::load_unaligned(run(v) + r * W) : direct(left, v).load(r, 0.0f);
-        col_store(y + r * stride + v * W, f(v, e), lanes(v));
+        col_store(y + r * stride + v * W, f(r, v, e), lanes(v));
       }
     }
     if (Stream) isa_ops::stream_fence();
@@ -1223,7 +1223,7 @@ void softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, s
   b.max(m);
   b.exp_sums(m, y, acc);  // the exps go to the buffer, or straight to y
   for (std::size_t v = 0; v < b.vecs; ++v) inv[v] = vf(1.0f) / col_sums_f32(acc[v]);
-  b.write(y, y, stream, [&](std::size_t v, vf e) { return e * inv[v]; });
+  b.write(y, y, stream, [&](std::size_t, std::size_t v, vf e) { return e * inv[v]; });
 }
 
 void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t stride, std::size_t width,
@@ -1234,7 +1234,7 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   b.max(m);
   b.exp_sums(m, nullptr, acc);
   for (std::size_t v = 0; v < b.vecs; ++v) ls[v] = log_ge1(col_sums_f32(acc[v]));
-  b.write(y, x, stream, [&](std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
+  b.write(y, x, stream, [&](std::size_t, std::size_t v, vf xv) { return (xv - m[v]) - ls[v]; });
 }
 
 // A vector of columns' stats, as stats_cols gives them: max, log of the sum of
