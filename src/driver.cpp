@@ -398,7 +398,7 @@ softkit_status run_logsumexp(const float *x, float *out, std::size_t outer, std:
   if (inner > 1) {
     const column_blocks cb(n, inner);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
-      if (k.stats_cols_run && column_run(cb)) {  // as logsumexp_cols, pipelined
+      if (column_stats_run(k, cb)) {  // logsumexp_cols' arithmetic, pipelined
         column_stats(k, x, cb, b, e, nullptr, false,
                      [&](std::size_t it, const float *max, const float *log_sum, const double *) {
                        const std::size_t j0 = cb.column(it);

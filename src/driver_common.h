@@ -293,8 +293,8 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
   };
 }
 
-// The calling thread's scratch, 64-byte aligned (a vector split across two
-// cache lines costs the column passes a third of their speed): it grows to
+// The calling thread's scratch, 64-byte aligned (with every vector split
+// across two cache lines, [8, 21, 16384] softmax ran 40% slower): it grows to
 // the largest request and stays until the thread exits, at most
 // 3 * kColScratch floats (3 MiB). One request's memory at a time: the next
 // request may move it.
@@ -347,6 +347,9 @@ struct column_blocks {
 // (kernel_table::cols_run, stats_cols_run): where the blocks are copied and the
 // columns are not short (see kColRunShortest).
 inline bool column_run(const column_blocks &cb) { return cb.copies() && cb.n >= kColRunShortest; }
+inline bool column_stats_run(const kernel_table &k, const column_blocks &cb) {
+  return k.stats_cols_run && column_run(cb);
+}
 
 // Each column block's stats in [b, e) of x, handed to f(item, max, log_sum,
 // smooth_sum) in order (smooth_sum null without smoothing): one pipelined run
@@ -355,7 +358,7 @@ template <class F>
 void column_stats(const kernel_table &k, const float *x, const column_blocks &cb, std::size_t b, std::size_t e,
                   const float *weights, bool smooth, F &&f) {
   using Fn = std::remove_reference_t<F>;
-  if (k.stats_cols_run && column_run(cb)) {
+  if (column_stats_run(k, cb)) {
     const col_stats_fn done = [](void *ctx, std::size_t it, const float *max, const float *log_sum,
                                  const double *smooth_sum) { (*static_cast<Fn *>(ctx))(it, max, log_sum, smooth_sum); };
     k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth,

@@ -1257,10 +1257,11 @@ inline void col_stats_out(const col_vec &c, std::size_t n, vf m, const wide_sum 
 // ---------------------------------------------------------------------------
 // Column blocks in a run, pipelined as slabs are: block i's exp pass (over its
 // copy in scratch) also copies block i + 1 into the next scratch slot, finding
-// its column maxima, and writes block i - 1 from its slot. Three passes, each
-// bound by something else (the copy by x's latency from memory, the exps by
-// the FMA units, the write by the stores), then overlap. Each block's
-// arithmetic is softmax_cols's (log_softmax_cols's): the same bits as block by
+// its column maxima, and writes block i - 1 from its slot (for logsumexp and
+// cross-entropy: hands block i's stats on). Three passes, each bound by
+// something else (the copy by x's latency from memory, the exps by the FMA
+// units, the write by the stores), then overlap. Each block's arithmetic is
+// softmax_cols's (log_softmax_cols's, stats_cols'): the same bits as block by
 // block, wherever a thread's run starts.
 struct col_stage {
   static constexpr std::size_t kMax = col_block::kMaxVecs;
