@@ -323,8 +323,8 @@ float *thread_scratch(std::size_t floats) {
   thread_local std::unique_ptr<float, free_deleter> buffer;
   thread_local std::size_t size = 0;
   if (floats > size) {
-    buffer.reset();
-    size = 0;
+    buffer.reset();  // the old buffer goes first: never both at once
+    size = 0;        // and none, should the allocation throw
     buffer.reset(static_cast<float *>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
     if (!buffer) throw std::bad_alloc();
     size = floats;
@@ -360,8 +360,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     const bool pipelined = k.cols_run && column_run(cb) && (!stream || cb.aligned_rows);
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
       if (pipelined) {
-        float *const scratch = thread_scratch(3 * n * cb.width);
-        k.cols_run(x, y, n, inner, column_blocks::place, &cb, b, e, scratch, n * cb.width, stream, !soft);
+        k.cols_run(x, y, n, inner, column_blocks::place, &cb, b, e, cb.run_scratch(), cb.slot(), stream, !soft);
         return;
       }
       float *const scratch = cb.scratch();

@@ -296,8 +296,8 @@ inline auto chunk_exp_pass(const kernel_table &k, const float *x, float *y, cons
 // The calling thread's scratch, 64-byte aligned (with every vector split
 // across two cache lines, [8, 21, 16384] softmax ran 40% slower): it grows to
 // the largest request and stays until the thread exits, at most
-// 3 * kColScratch floats (3 MiB). One request's memory at a time: the next
-// request may move it.
+// kColRunSlots * kColScratch floats (3 MiB). One request's memory at a time:
+// the next request may move it.
 float *thread_scratch(std::size_t floats);
 
 // Column blocks of an [outer, n, inner] tensor, inner > 1. The width depends on
@@ -336,6 +336,9 @@ struct column_blocks {
   // The calling thread's (see thread_scratch), n * width floats; null where
   // there is no copy.
   float *scratch() const { return copies() ? thread_scratch(n * width) : nullptr; }
+  // A pipelined run's: kColRunSlots slots of slot() floats.
+  std::size_t slot() const { return n * width; }
+  float *run_scratch() const { return thread_scratch(kColRunSlots * slot()); }
   // kernel_table::cols_run's place: blocks points to a column_blocks.
   static col_place place(const void *blocks, std::size_t it) {
     const column_blocks &cb = *static_cast<const column_blocks *>(blocks);
@@ -361,8 +364,8 @@ void column_stats(const kernel_table &k, const float *x, const column_blocks &cb
   if (column_stats_run(k, cb)) {
     const col_stats_fn done = [](void *ctx, std::size_t it, const float *max, const float *log_sum,
                                  const double *smooth_sum) { (*static_cast<Fn *>(ctx))(it, max, log_sum, smooth_sum); };
-    k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth,
-                     thread_scratch(3 * cb.n * cb.width), cb.n * cb.width, done, &f);
+    k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth, cb.run_scratch(),
+                     cb.slot(), done, &f);
     return;
   }
   float max[kColBlock], log_sum[kColBlock];

@@ -37,6 +37,9 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
+// A pipelined run of column blocks keeps this many blocks' copies in scratch:
+// the one being copied, the one in its exp pass, the one being written.
+constexpr std::size_t kColRunSlots = 3;
 
 // Where column block `item` of a tensor lies: its first float and its width.
 struct col_place {
@@ -169,8 +172,8 @@ struct kernel_table {
   // Blocks [begin, end) of a tensor (softmax or, with log, log-softmax), laid
   // out by place(blocks, i), pipelined: a block's exp pass also copies the
   // next block and writes the one before. The same bits as the calls above,
-  // block by block. scratch: 3 * slot_size floats, slot_size >= n * width of
-  // every block. Null where there is none (scalar): the driver calls the above.
+  // block by block. scratch: kColRunSlots * slot_size floats, slot_size >=
+  // n * width of every block. Null where there is none (scalar): the driver calls the above.
   void (*cols_run)(const float *x, float *y, std::size_t n, std::size_t stride, col_place_fn place,
                    const void *blocks, std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size,
                    bool stream, bool log);

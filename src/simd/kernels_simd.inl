@@ -1303,6 +1303,12 @@ __attribute__((always_inline)) inline void col_run_side(std::size_t n, std::size
   }
 }
 
+// The maxima the side found for vectors v0 .. v0 + 3 of the next block (those it has).
+inline void col_run_maxima(col_stage *next, std::size_t v0, const vf *nm) {
+  if (next)
+    for (std::size_t k = 0; k < 4 && v0 + k < next->vecs; ++k) next->m[v0 + k] = nm[k];
+}
+
 // The exp pass over vectors v0 .. v0 + nv - 1 of cur (nv <= 4), with the side
 // on the same rows. Full: nv == 4, and every block there has 4 whole vectors.
 template <bool Log, bool Full>
@@ -1325,8 +1331,7 @@ inline void col_run_pass(std::size_t n, std::size_t stride, col_stage &cur, std:
     }
     for (std::size_t k = 0; k < nv; ++k) acc[k].add(s[k]);
   }
-  if (next)
-    for (std::size_t k = 0; k < 4 && v0 + k < next->vecs; ++k) next->m[v0 + k] = nm[k];
+  col_run_maxima(next, v0, nm);
 }
 
 // What a run of blocks does with each: softmax's or log-softmax's write, or
@@ -1344,15 +1349,15 @@ void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, 
                    const void *blocks, std::size_t begin, std::size_t end, float *scratch, std::size_t slot_size,
                    bool stream, const col_stats_sink *sink) {
   constexpr bool kLog = Mode != kRunSoftmax;  // the exps are only summed
-  col_stage stage[3];
+  col_stage stage[kColRunSlots];
   const auto setup = [&](std::size_t it) -> col_stage & {
-    col_stage &s = stage[it % 3];
+    col_stage &s = stage[it % kColRunSlots];
     const col_place p = place(blocks, it);
     s.x = x + p.offset;
     s.y = y ? y + p.offset : nullptr;
     s.width = p.width;
     s.vecs = (p.width + W - 1) / W;
-    s.slot = scratch + (it % 3) * slot_size;
+    s.slot = scratch + (it % kColRunSlots) * slot_size;
     s.stream = stream && reinterpret_cast<std::uintptr_t>(s.y) % sizeof(vf) == 0 &&
                (stride * sizeof(float)) % sizeof(vf) == 0;
     return s;
@@ -1380,8 +1385,7 @@ void cols_run_impl(const float *x, float *y, std::size_t n, std::size_t stride, 
     for (std::size_t g = groups; g < side_groups; ++g) {
       vf nm[4] = {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)};
       for (std::size_t r = 0; r < n; ++r) col_run_side<kLog, false>(n, stride, r, 4 * g, next, nm, prev, ahead);
-      if (next)
-        for (std::size_t k = 0; k < 4 && 4 * g + k < next->vecs; ++k) next->m[4 * g + k] = nm[k];
+      col_run_maxima(next, 4 * g, nm);
     }
     if (Mode == kRunStats) {
       float max[kColBlock], log_sum[kColBlock];
