@@ -5,20 +5,27 @@
 #
 # Then (issue 8, with clang-14) the unit tests under AddressSanitizer +
 # UndefinedBehaviorSanitizer, the threading tests under ThreadSanitizer, each on
-# every ISA here, and the libFuzzer harnesses for a bounded time each.
+# every ISA here, and the libFuzzer harnesses from their seed corpora.
 #
-# Usage: scripts/test.sh [--no-cross] [--no-sanitizers] [--fuzz-seconds N] [--build-dir DIR]
+# The fuzzing is reproducible by default: a fixed seed and a fixed number of
+# inputs (--fuzz-runs), so that every run of this script, CI's included, tries
+# the same inputs. --fuzz-seconds N explores instead: a random seed for N
+# seconds per harness (what to run for a while before committing a change).
+#
+# Usage: scripts/test.sh [--no-cross] [--no-sanitizers] [--fuzz-runs N | --fuzz-seconds N] [--build-dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build/test
 cross=1
 sanitizers=1
-fuzz_seconds=20
+fuzz_runs=2000
+fuzz_seconds=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-cross) cross=0 ;;
     --no-sanitizers) sanitizers=0 ;;
+    --fuzz-runs) fuzz_runs="$2"; fuzz_seconds=; shift ;;
     --fuzz-seconds) fuzz_seconds="$2"; shift ;;
     --build-dir) build="$2"; shift ;;
     *) echo "test.sh: unknown option $1" >&2; exit 2 ;;
@@ -80,14 +87,20 @@ if [[ $sanitizers == 1 ]]; then
     if [[ $rc == 77 ]]; then echo "($isa: not on this machine)"; elif [[ $rc != 0 ]]; then exit $rc; fi
   done
 
-  step "libFuzzer: ${fuzz_seconds}s per harness from tests/fuzz/corpus on every ISA it picks"
+  if [[ -n $fuzz_seconds ]]; then
+    fuzz_limit=(-max_total_time="$fuzz_seconds")
+    step "libFuzzer: ${fuzz_seconds}s per harness, random seed, from tests/fuzz/corpus on every ISA it picks"
+  else
+    fuzz_limit=(-seed=1 -runs="$fuzz_runs")
+    step "libFuzzer: $fuzz_runs inputs per harness, seed 1, from tests/fuzz/corpus on every ISA it picks"
+  fi
   for fuzzer in fuzz_softmax fuzz_logsumexp fuzz_cross_entropy fuzz_backward; do
     work=$(mktemp -d)
     mkdir "$work/corpus" "$work/found"
     # New inputs go to a scratch copy; the committed seed corpus is not touched.
     cp tests/fuzz/corpus/$fuzzer/* "$work/corpus/"
     rc=0
-    "$build-asan/tests/fuzz/$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=512 -timeout=60 \
+    "$build-asan/tests/fuzz/$fuzzer" "${fuzz_limit[@]}" -rss_limit_mb=2048 -max_len=512 -timeout=60 \
       -print_final_stats=1 -artifact_prefix="$work/found/" "$work/corpus" >"$work/log" 2>&1 || rc=$?
     if [[ $rc != 0 ]]; then
       grep -v '^#' "$work/log" | tail -40 >&2

@@ -66,11 +66,16 @@ inline std::vector<double> ce_scales(const std::vector<float> &x, const std::vec
   return scale;
 }
 
-// Samples whose loss holds an infinite class weight times an nll within its
-// own bound of 0 (the target's class; with smoothing, any class): the float or
-// double nll may round to 0 there (log of 1 + 1e-19), and inf * 0 is NaN, as
-// PyTorch's float log_softmax gives it; so NaN is as right there as the
-// infinite reference.
+// Whether a class's nll = (max - x) + log_sum, d = max - x, is within its own
+// bound of 0 (the row's max, the others e^-17 or more below it): the float or
+// double nll may round to 0 there (log of 1 + 1e-19), and an infinite factor
+// times it is then NaN, as PyTorch's float log_softmax gives it, where the long
+// double gives infinity. Both are right.
+inline bool nll_rounds_to_0(ld nll, ld d, ld log_sum) { return nll <= 4 * kEps * (1 + d + log_sum); }
+
+// Samples whose loss holds an infinite class weight times an nll that
+// nll_rounds_to_0 (the target's class; with smoothing, any class): NaN is as
+// right there as the infinite reference.
 inline std::vector<char> ce_nan_ok(const std::vector<float> &x, const std::vector<std::int64_t> &t, std::size_t outer,
                                    std::size_t classes, std::size_t inner, const ref::CrossEntropyOptions &o) {
   std::vector<char> ok(outer * inner, 0);
@@ -84,7 +89,7 @@ inline std::vector<char> ce_nan_ok(const std::vector<float> &x, const std::vecto
     for (std::size_t c = 0; c < classes && !ok[s]; ++c) {
       if ((o.label_smoothing == 0 && c != (std::size_t)t[s]) || !std::isinf(o.weights[c])) continue;
       const ld d = st.max - (ld)row[c * inner];
-      ok[s] = d + st.log_sum() <= 4 * kEps * (1 + d + st.log_sum());
+      ok[s] = nll_rounds_to_0(d + st.log_sum(), d, st.log_sum());
     }
   }
   return ok;

@@ -579,3 +579,25 @@ TEST_CASE("soft targets: infinite target probabilities", "[backward]") {
     }
   }
 }
+
+TEST_CASE("soft targets: an infinite target where -log p rounds to 0", "[backward]") {
+  // One class 40 above the rest: its -log p is 4e-18, 0 in float. Infinite
+  // targets on every class give +inf (long double) or NaN (inf * 0, as
+  // PyTorch's float log_softmax gives it); never -inf or a finite loss.
+  for (const auto &dims : std::vector<std::array<std::size_t, 3>>{{3, 15, 1}, {2, 300, 1}, {2, 21, 7}}) {
+    const std::size_t outer = dims[0], n = dims[1], inner = dims[2];
+    auto x = make_tensor(Dist::Normal1, outer, n, inner, 22);
+    for (std::size_t o = 0; o < outer; ++o)
+      for (std::size_t i = 0; i < inner; ++i) x[(o * n + (o * 7 + i) % n) * inner + i] = 45.0f;
+    const std::vector<float> tp(x.size(), kInf);
+    for (softkit_reduction red : kReductions) {
+      const auto o = tu::ce_opts(red, -100, 0.0f, nullptr);
+      const std::string label = tu::shape_label(outer, n, inner) + " reduction " + std::to_string((int)red);
+      verify_probs(x, tp, outer, n, inner, o, label);
+      for (float v : bw::run_probs(x, tp, outer, n, inner, o)) {
+        INFO(label << " on " << tu::isa_name(softkit_get_isa()) << ": " << v);
+        CHECK((v == kInf || std::isnan(v)));
+      }
+    }
+  }
+}
