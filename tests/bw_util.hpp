@@ -181,10 +181,9 @@ inline tu::Compare compare(const std::vector<float> &got, const Ref &r, const st
       ok = true;
     } else if (std::isnan(w)) {
       ok = std::isnan(g);
-    } else if (std::isinf((float)w)) {
-      ok = g == (float)w || (!r.nan_ok.empty() && r.nan_ok[j] && std::isnan(g));
-    } else if (!std::isfinite(g)) {
-      ok = false;
+    } else if (std::isinf((float)w) || !std::isfinite(g)) {  // an infinity on either side
+      const bool nan_too = !r.nan_ok.empty() && r.nan_ok[j] && std::isnan(g);
+      ok = nan_too || (std::isinf(w) ? g == w : tu::float_within(g, w, tol));
     } else {
       err = std::fabs((double)((ld)g - w));
       ok = err <= tol;

@@ -114,10 +114,8 @@ inline Compare compare_ce(const std::vector<float> &got, const std::vector<ld> &
     double err = 0;
     if (std::isnan(w)) {
       ok = std::isnan(g);
-    } else if (std::isinf((float)w)) {
-      ok = g == (float)w || (nan_too && std::isnan(g));
-    } else if (!std::isfinite(g)) {
-      ok = false;
+    } else if (std::isinf((float)w) || !std::isfinite(g)) {  // an infinity on either side
+      ok = (nan_too && std::isnan(g)) || (std::isinf(w) ? g == w : float_within(g, w, tol));
     } else {
       err = std::fabs((double)((ld)g - w));
       ok = err <= tol;

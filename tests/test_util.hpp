@@ -45,6 +45,18 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kSentinel = -12345.625f;  // written into outputs before a call
 
+// Whether a float output g lies within tol of a finite reference w that may be
+// beyond the float range. An infinity stands for every value from the overflow
+// threshold 2^128 - 2^103 on (they all round to it), so +inf passes where
+// w + tol reaches it and -inf where w - tol reaches its negative; with a tol
+// smaller than the distance to the largest float, that is the rounded w only.
+inline bool float_within(float g, ld w, double tol) {
+  const ld overflow = 0x1p128L - 0x1p103L;
+  if (std::isnan(g)) return false;
+  if (std::isinf(g)) return g > 0 ? w + tol >= overflow : w - tol <= -overflow;
+  return std::fabs((ld)g - w) <= tol;
+}
+
 // ---------------------------------------------------------------- ISA, threads
 
 inline const char *isa_name(softkit_isa isa) { return softkit_isa_name(isa); }
