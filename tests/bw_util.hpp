@@ -30,7 +30,8 @@ struct Ref {
 // d loss / d logits, PyTorch's chain rule (see softkit.h):
 //   dx[j] = g ((1 - e) w[t] (p[j] - [j == t]) + (e / C) (W p[j] - w[j])), ignored rows 0,
 // rows whose softmax is NaN (NaN, +inf, all -inf) NaN. Scale of dx[j]:
-//   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h.
+//   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h,
+//   + |a| 2^-149 / eps where p[j] is a float subnormal.
 inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer, std::size_t classes, std::size_t inner,
                        const softkit_cross_entropy_options &o, const float *dloss) {
   Ref r;
@@ -68,6 +69,9 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
       r.want[idx] = a * p - bw - (at_t ? c : 0);
       r.scale[idx] = (double)((p > 0 ? std::fabs(a) * p * (10 + std::fabs((ld)row[k * inner] - st.max) / 2) : 0) +
                               std::fabs(bw) + (at_t ? std::fabs(c) : 0));
+      // Below 2^-126 the float p is a subnormal, only as close as their spacing
+      // (2^-149; PyTorch's float softmax too): that error times |a|.
+      if (p < (ld)0x1p-126) r.scale[idx] += (double)(std::fabs(a) * (ld)(tu::kMinSub / tu::kEps));
     }
   }
   return r;

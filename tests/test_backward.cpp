@@ -188,6 +188,25 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
   }
 }
 
+// Cross-entropy gradients where p is a float subnormal (x - max near -100)
+// times an upstream gradient of 100: p's spacing there, 2^-149, times 100 is
+// the error PyTorch's float softmax has too; the bound counts it, and no more.
+TEST_CASE("backward: subnormal probabilities times a large upstream gradient", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{4, 9, 1}, {3, 300, 1}, {4, 9, 4}, {2, 40, 70}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    auto x = make_tensor(Dist::Normal1, outer, n, inner, 23);
+    for (std::size_t o = 0; o < outer; ++o)
+      for (std::size_t i = 0; i < inner; ++i)
+        for (std::size_t k = 0; k < n; k += 2) x[(o * n + k) * inner + i] = -100.0f - 0.37f * static_cast<float>(k % 11);
+    std::vector<std::int64_t> t(outer * inner);
+    for (std::size_t j = 0; j < t.size(); ++j) t[j] = static_cast<std::int64_t>((2 * j + 1) % n);
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.0f, nullptr);
+    std::vector<float> dloss(t.size());
+    for (std::size_t j = 0; j < dloss.size(); ++j) dloss[j] = j % 2 ? 101.25f : -97.5f;
+    verify_backward(x, t, outer, n, inner, o, dloss, "subnormal p " + shape_label(outer, n, inner));
+  }
+}
+
 // log-softmax backward with an infinite sum(dy): dx = dy - exp(y) * inf. Where
 // exp(y) underflows in float (y = -200) that is NaN, as PyTorch computes it in
 // float; where it does not (y = -100, a subnormal), -inf. The same on every
