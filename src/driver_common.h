@@ -161,11 +161,12 @@ inline row_total combine(const span_stats *parts, std::size_t count) {
 }
 
 // Each chunk's factor to its row's softmax, scale * exp(chunk max - row max) / sum,
-// and whether it holds nothing above -inf under a finite row max (zeros there).
+// and whether it holds nothing above -inf under a finite row max and sum (zeros
+// there). A row with +inf or NaN anywhere is NaN everywhere, as in PyTorch.
 inline void softmax_factors(const span_stats *parts, std::size_t chunks, double scale, float *factor, char *zero) {
   const row_total t = combine(parts, chunks);
   for (std::size_t c = 0; c < chunks; ++c) {
-    zero[c] = parts[c].max == -kInf && t.max != -kInf && t.max == t.max;
+    zero[c] = parts[c].max == -kInf && std::isfinite(t.max) && t.sum == t.sum;
     factor[c] = static_cast<float>(scale * (std::exp(static_cast<double>(parts[c].max) - t.max) / t.sum));
   }
 }

@@ -223,6 +223,19 @@ TEST_CASE("specials in long rows land in any chunk", "[specials]") {
     INFO("one-hot at " << pos);
     CHECK(bad == 0);
     CHECK(e[0] == -3.0f);
+    // +inf or NaN at pos, -inf elsewhere (with or without one finite value in
+    // another chunk): chunks of only -inf are NaN too, as the whole row.
+    for (float special : {kInf, kNaN})
+      for (bool finite_too : {false, true}) {
+        std::vector<float> g(n, -kInf);
+        g[pos] = special;
+        if (finite_too) g[(pos + 20000) % n] = 1.0f;
+        INFO("special " << special << " at " << pos << " among -inf" << (finite_too ? ", one finite value" : ""));
+        CHECK(count_nan(run(Op::Softmax, g, 1, n, 1)) == n);
+        CHECK(count_nan(run(Op::LogSoftmax, g, 1, n, 1)) == n);
+        const float lse = run(Op::LogSumExp, g, 1, n, 1)[0];
+        CHECK((std::isnan(special) ? std::isnan(lse) : lse == kInf));
+      }
     // All -inf.
     const std::vector<float> m(n, -kInf);
     CHECK(count_nan(run(Op::Softmax, m, 1, n, 1)) == n);
