@@ -20,8 +20,9 @@ struct Ref {
   // Outputs no value can be asked of (any float, NaN included, passes): an
   // infinite factor times a sum whose sign the float sums may lose.
   std::vector<char> any;
-  // Outputs where NaN passes besides the reference's infinity: an infinite
-  // weighted target times a -log p within its rounding of 0 (see tu::nll_rounds_to_0).
+  // Outputs where NaN passes besides the reference's infinity: inf * 0 in
+  // float, as PyTorch gives it, where the long double has a tiny nonzero
+  // factor (a p that rounds to 0, a -log p within its rounding of 0).
   std::vector<char> nan_ok;
 };
 
@@ -31,12 +32,14 @@ struct Ref {
 //   dx[j] = g ((1 - e) w[t] (p[j] - [j == t]) + (e / C) (W p[j] - w[j])), ignored rows 0,
 // rows whose softmax is NaN (NaN, +inf, all -inf) NaN. Scale of dx[j]:
 //   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h,
-//   + |a| 2^-149 / eps where p[j] is a float subnormal.
+//   + |a| 2^-149 / eps where p[j] is a float subnormal; NaN passes too where an
+//   infinite a meets a p[j] that rounds to 0 in float.
 inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer, std::size_t classes, std::size_t inner,
                        const softkit_cross_entropy_options &o, const float *dloss) {
   Ref r;
   r.want.assign(outer * classes * inner, 0);
   r.scale.assign(outer * classes * inner, 0);
+  r.nan_ok.assign(outer * classes * inner, 0);
   const std::size_t samples = outer * inner;
   const ld e = o.label_smoothing, C = (ld)classes;
   auto wt = [&](std::size_t c) -> ld { return o.class_weights ? (ld)o.class_weights[c] : (ld)1; };
@@ -72,6 +75,9 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
       // Below 2^-126 the float p is a subnormal, only as close as their spacing
       // (2^-149; PyTorch's float softmax too): that error times |a|.
       if (p < (ld)0x1p-126) r.scale[idx] += (double)(std::fabs(a) * (ld)(tu::kMinSub / tu::kEps));
+      // An infinite a (dloss, a weight) times a p that the float softmax may
+      // round to 0: NaN, as PyTorch's (0 * inf), besides the reference's infinity.
+      if (std::isinf(a) && p < (ld)0x1p-148) r.nan_ok[idx] = 1;
     }
   }
   return r;

@@ -188,9 +188,11 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
   }
 }
 
-// Cross-entropy gradients where p is a float subnormal (x - max near -100)
-// times an upstream gradient of 100: p's spacing there, 2^-149, times 100 is
-// the error PyTorch's float softmax has too; the bound counts it, and no more.
+// Cross-entropy gradients where p is a float subnormal or 0 (x - max from
+// -100 to -104) times an upstream gradient of 100: p's spacing there, 2^-149,
+// times 100 is the error PyTorch's float softmax has too; the bound counts it,
+// and no more. Times an infinite upstream gradient: +-inf, or NaN where the
+// float p is 0 (PyTorch's 0 * inf).
 TEST_CASE("backward: subnormal probabilities times a large upstream gradient", "[backward]") {
   for (const auto &s : std::vector<std::array<std::size_t, 3>>{{4, 9, 1}, {3, 300, 1}, {4, 9, 4}, {2, 40, 70}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
@@ -201,9 +203,11 @@ TEST_CASE("backward: subnormal probabilities times a large upstream gradient", "
     std::vector<std::int64_t> t(outer * inner);
     for (std::size_t j = 0; j < t.size(); ++j) t[j] = static_cast<std::int64_t>((2 * j + 1) % n);
     const auto o = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.0f, nullptr);
-    std::vector<float> dloss(t.size());
-    for (std::size_t j = 0; j < dloss.size(); ++j) dloss[j] = j % 2 ? 101.25f : -97.5f;
-    verify_backward(x, t, outer, n, inner, o, dloss, "subnormal p " + shape_label(outer, n, inner));
+    for (float big : {101.25f, kInf}) {
+      std::vector<float> dloss(t.size());
+      for (std::size_t j = 0; j < dloss.size(); ++j) dloss[j] = j % 2 ? big : -big;
+      verify_backward(x, t, outer, n, inner, o, dloss, "subnormal p, dloss " + std::to_string(big) + " " + shape_label(outer, n, inner));
+    }
   }
 }
 
