@@ -211,6 +211,36 @@ TEST_CASE("backward: subnormal probabilities times a large upstream gradient", "
   }
 }
 
+// A target weight of 3e38 times dloss 2: the factor g w[t] overflows float, as
+// in PyTorch, whose float chain then gives +inf at every class and inf - inf =
+// NaN at the target. The long double reference stays finite; the bound lets a
+// non-finite output pass there, and the values are checked here.
+TEST_CASE("backward: a gradient factor beyond the float range", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{2, 9, 1}, {2, 300, 1}, {2, 20000, 1}, {2, 21, 70}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    const auto x = make_tensor(Dist::Normal1, outer, n, inner, 24);
+    std::vector<float> w(n, 1.0f);
+    w[3] = 3e38f;
+    std::vector<std::int64_t> t(outer * inner, 3);
+    for (std::size_t j = 0; j < t.size(); j += 2) t[j] = 5;  // every other sample: an ordinary weight
+    const auto o = tu::ce_opts(SOFTKIT_REDUCTION_NONE, -100, 0.0f, w.data());
+    const std::vector<float> dloss(t.size(), 2.0f);
+    const std::string label = "factor beyond float " + shape_label(outer, n, inner);
+    verify_backward(x, t, outer, n, inner, o, dloss, label);
+    const auto dx = bw::run_backward(x, t, outer, n, inner, o, dloss);
+    std::size_t bad = 0, finite_big = 0;
+    for (std::size_t sm = 0; sm < t.size(); ++sm)
+      for (std::size_t k = 0; k < n; ++k) {
+        const float v = dx[((sm / inner) * n + k) * inner + sm % inner];
+        if (t[sm] != 3) finite_big += !std::isfinite(v);
+        else bad += k == 3 ? !std::isnan(v) : v != kInf;
+      }
+    INFO(label << " on " << isa_name(softkit_get_isa()));
+    CHECK(bad == 0);
+    CHECK(finite_big == 0);
+  }
+}
+
 // log-softmax backward with an infinite sum(dy): dx = dy - exp(y) * inf. Where
 // exp(y) underflows in float (y = -200) that is NaN, as PyTorch computes it in
 // float; where it does not (y = -100, a subnormal), -inf. The same on every

@@ -50,11 +50,13 @@ void check_result(const std::vector<float> &got, const bw::Ref &want, const std:
   if (scalar.empty()) return;
   // Where the scalar path gives what only the reference's own rules allow (an
   // infinity for a finite value beyond the float range, NaN for an infinity
-  // that nan_ok excuses), the other ISA answers to the reference alone.
+  // that nan_ok excuses, a non-finite value that nonfinite_ok excuses), the
+  // other ISA answers to the reference alone.
   bw::Ref s = want;
   for (std::size_t j = 0; j < scalar.size(); ++j) {
     const bool nan_excused = !want.nan_ok.empty() && want.nan_ok[j] && std::isnan(scalar[j]);
-    const bool past_range = std::isinf(scalar[j]) && std::isfinite(want.want[j]);
+    const bool past_range = (std::isinf(scalar[j]) && std::isfinite(want.want[j])) ||
+                            (!want.nonfinite_ok.empty() && want.nonfinite_ok[j] && !std::isfinite(scalar[j]));
     if (!nan_excused && !past_range) s.want[j] = scalar[j];
   }
   fz::require_clean(bw::compare(got, s, "vs scalar", 2.0), what.c_str(), "");
