@@ -7,10 +7,12 @@
 # UndefinedBehaviorSanitizer, the threading tests under ThreadSanitizer, each on
 # every ISA here, and the libFuzzer harnesses from their seed corpora.
 #
-# The fuzzing is reproducible by default: a fixed seed and a fixed number of
-# inputs (--fuzz-runs), so that every run of this script, CI's included, tries
-# the same inputs. --fuzz-seconds N explores instead: a random seed for N
-# seconds per harness (what to run for a while before committing a change).
+# The fuzzing is repeatable by default: mutations from a fixed seed for a fixed
+# number of inputs (--fuzz-runs), so that what a run tries depends neither on
+# the machine's speed nor on chance (only libFuzzer's order among seed files of
+# equal size may differ between checkouts). --fuzz-seconds N explores instead:
+# a random seed for N seconds per harness, to run for a while before a commit;
+# each input it finds a bug with goes into tests/fuzz/corpus.
 #
 # Usage: scripts/test.sh [--no-cross] [--no-sanitizers] [--fuzz-runs N | --fuzz-seconds N] [--build-dir DIR]
 set -euo pipefail
