@@ -35,7 +35,8 @@ struct Ref {
 
 // d loss / d logits, PyTorch's chain rule (see softkit.h):
 //   dx[j] = g ((1 - e) w[t] (p[j] - [j == t]) + (e / C) (W p[j] - w[j])), ignored rows 0,
-// rows whose softmax is NaN (NaN, +inf, all -inf) NaN. Scale of dx[j]:
+// rows whose softmax is NaN (NaN, +inf, all -inf) NaN, and with smoothing an
+// ignored row NaN where a class weight is not finite (as PyTorch). Scale of dx[j]:
 //   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h,
 //   + |a| 2^-149 / eps where p[j] is a float subnormal; NaN passes too where an
 //   infinite a meets a p[j] that rounds to 0 in float, and any non-finite
@@ -52,6 +53,9 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
   auto wt = [&](std::size_t c) -> ld { return o.class_weights ? (ld)o.class_weights[c] : (ld)1; };
   ld W = 0, D = 0;
   for (std::size_t c = 0; c < classes; ++c) W += wt(c);
+  // PyTorch masks an ignored sample's smoothing term after w[j] * log p[j]:
+  // its gradient there is 0 * w[j], NaN across the row for a non-finite weight.
+  const bool ignored_nan = e > 0 && !std::isfinite(W);
   for (std::size_t s = 0; s < samples; ++s)
     if (t[s] != o.ignore_index) D += wt((std::size_t)t[s]);
   for (std::size_t s = 0; s < samples; ++s) {
@@ -68,7 +72,7 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
     const bool factor_overflows = std::fabs(a) >= overflow || std::fabs(b) >= overflow || std::fabs(c) >= overflow;
     for (std::size_t k = 0; k < classes; ++k) {
       const std::size_t idx = (oo * classes + k) * inner + ii;
-      if (!st.finite()) {
+      if (!st.finite() || (ign && ignored_nan)) {
         r.want[idx] = ref::ld_nan();
         continue;
       }

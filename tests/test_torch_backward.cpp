@@ -147,6 +147,36 @@ TEST_CASE("cross_entropy_backward vs torch autograd: edge cases", "[torch][backw
   }
 }
 
+// A class weight of inf or NaN, on a class that targets name or not, with
+// ignored samples: rows, columns and long rows, with and without smoothing.
+TEST_CASE("cross_entropy_backward vs torch autograd: non-finite class weights", "[torch][backward]") {
+  const std::vector<std::vector<int64_t>> shapes = {{6, 5}, {3, 5, 7}, {2, 20000}};
+  for (const auto &dims : shapes) {
+    const std::size_t outer = (std::size_t)dims[0], classes = (std::size_t)dims[1], inner = prod(dims, 2);
+    auto x = make_tensor(Dist::Normal1, outer, classes, inner, 70);
+    // Long rows: a chunk of only -inf in each row, where p is 0 (inf * 0 = NaN).
+    for (std::size_t o = 0; o < outer && classes > 16384; ++o)
+      for (std::size_t k = 16384; k < classes; ++k) x[o * classes + k] = -kInf;
+    std::vector<std::int64_t> t(outer * inner);
+    for (std::size_t j = 0; j < t.size(); ++j) t[j] = j % 3 == 0 ? -100 : (std::int64_t)(j % 2 ? 1 : 4);
+    for (float bad : {kInf, kNaN})
+      for (std::size_t bad_class : {std::size_t(1), std::size_t(2)}) {  // named by targets, or not
+        auto w = bw::uniform(classes, 0.5f, 2.0f, 71);
+        w[bad_class] = bad;
+        for (softkit_reduction red : {SOFTKIT_REDUCTION_SUM, SOFTKIT_REDUCTION_NONE})
+          for (float e : {0.0f, 0.2f}) {
+            const auto o = tu::ce_opts(red, -100, e, w.data());
+            const auto dl = red == SOFTKIT_REDUCTION_NONE ? bw::uniform(outer * inner, -2.0f, 2.0f, 72)
+                                                          : std::vector<float>{1.0f};
+            std::ostringstream lab;
+            lab << shape_label(outer, classes, inner) << " weight " << bad << " at class " << bad_class << " red "
+                << (int)red << " e " << e;
+            ce_grad_case(x, t, dims, o, dl, lab.str());
+          }
+      }
+  }
+}
+
 TEST_CASE("cross_entropy_probs vs torch (class-probability targets)", "[torch][backward]") {
   const std::vector<std::vector<int64_t>> shapes = {{16, 10}, {4, 1000}, {2, 20000}, {3, 5, 4, 6}, {2, 33, 8, 9}};
   std::uint64_t seed = 80;

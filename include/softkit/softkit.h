@@ -125,7 +125,9 @@ SOFTKIT_API softkit_status softkit_cross_entropy_f32(const float *logits, const 
  * w[t] over the samples that are not ignored (their count without weights). An
  * ignored sample's row is 0 (NaN where its logits make p NaN, as in PyTorch),
  * also for MEAN when every sample is ignored (D = 0: the loss is NaN, its
- * gradient 0).
+ * gradient 0). With label smoothing and a class weight that is inf or NaN, an
+ * ignored sample's row is NaN: PyTorch masks the smoothing term after
+ * multiplying by the weights, and 0 * inf is NaN.
  * Rows whose logits hold NaN or +inf, or are all -inf, are NaN.
  * Errors as softkit_cross_entropy_f32 (a bad target is refused before anything
  * is written); dlogits must not overlap logits, targets, dloss or the weights
