@@ -121,10 +121,12 @@ struct soft_setup {
   float keep, add;  // t' = keep * t + add
 };
 
-// One sample's loss class by class (nll_by_class, coefficients w t'), for a
-// sample whose split form (dist + log_sum * mass) came out NaN. The kernels
-// return no max nor log sum for it: they are taken here. A sample whose
-// softmax is NaN stays NaN.
+// One sample's loss class by class (nll_by_class, coefficients w t'), in
+// double, for a sample whose split form (dist + log_sum * mass) came out NaN
+// (inf * 0 where the class by class form has none) or infinite (the SIMD
+// kernels sum the mass in float blocks, which overflow where w t' is near the
+// float range). The kernels return no max nor log sum for it: they are taken
+// here. A sample whose softmax is NaN stays NaN.
 double soft_exact(const soft_setup &s, const float *x, const float *t, std::size_t n, std::size_t stride) {
   float max = -kInf;
   for (std::size_t c = 0; c < n; ++c) {
@@ -257,7 +259,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
         k.soft_ce_cols(logits + cb.offset(it), target_probs + cb.offset(it), classes, inner, width, s.weights, s.keep,
                        s.add, l, scratch);
         for (std::size_t j = 0; j < width; ++j) {
-          if (l[j] != l[j]) l[j] = soft_exact(s, logits + cb.offset(it) + j, target_probs + cb.offset(it) + j, classes, inner);
+          if (!std::isfinite(l[j])) l[j] = soft_exact(s, logits + cb.offset(it) + j, target_probs + cb.offset(it) + j, classes, inner);
           partial[it] += l[j];
           if (per_sample) per_sample[first + j] = static_cast<float>(l[j]);
         }
@@ -273,7 +275,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
         k.soft_ce_rows(logits + r0 * classes, target_probs + r0 * classes, count, classes, s.weights, s.keep, s.add,
                        l);
         for (std::size_t r = 0; r < count; ++r) {
-          if (l[r] != l[r])
+          if (!std::isfinite(l[r]))
             l[r] = soft_exact(s, logits + (r0 + r) * classes, target_probs + (r0 + r) * classes, classes, 1);
           partial[it] += l[r];
           if (per_sample) per_sample[r0 + r] = static_cast<float>(l[r]);
@@ -293,7 +295,7 @@ softkit_status run_cross_entropy_probs(const float *logits, const float *target_
     reset(outer);
     for (std::size_t r = 0; r < outer; ++r) {
       partial[r] = soft_long_row(s, logits + r * classes, target_probs + r * classes, ch, &parts[r * ch.chunks]);
-      if (partial[r] != partial[r])
+      if (!std::isfinite(partial[r]))
         partial[r] = soft_exact(s, logits + r * classes, target_probs + r * classes, classes, 1);
       if (per_sample) per_sample[r] = static_cast<float>(partial[r]);
     }

@@ -633,6 +633,30 @@ TEST_CASE("soft targets: infinite target probabilities", "[backward]") {
   }
 }
 
+// Target "probabilities" of +-3e38 (any floats are taken): terms w t' (-log p)
+// beyond the float range, and a loss beyond it too, whose sign only the exact
+// sum knows. The SIMD kernels sum w t' in float blocks, which overflow: such a
+// sample is taken again class by class in double, as the scalar path does.
+TEST_CASE("soft targets: terms beyond the float range keep the loss's sign", "[backward]") {
+  for (const auto &dims : std::vector<std::array<std::size_t, 3>>{{6, 40, 1}, {3, 300, 1}, {2, 40, 9}, {2, 20000, 1}}) {
+    const std::size_t outer = dims[0], n = dims[1], inner = dims[2];
+    // Two classes in three near the max with t = +3e38, the third 50 below with
+    // t = -3e38: the mass sum t' is positive, the loss negative (-inf in float).
+    std::vector<float> x(outer * n * inner), tp(x.size());
+    for (std::size_t o = 0; o < outer; ++o)
+      for (std::size_t k = 0; k < n; ++k)
+        for (std::size_t i = 0; i < inner; ++i) {
+          const bool far = (k + i) % 3 == 2;
+          x[(o * n + k) * inner + i] = far ? -50.0f : 0.01f * static_cast<float>((k + o) % 7);
+          tp[(o * n + k) * inner + i] = far ? -3e38f : 3e38f;
+        }
+    for (softkit_reduction red : kReductions) {
+      const auto o = tu::ce_opts(red, -100, 0.0f, nullptr);
+      verify_probs(x, tp, outer, n, inner, o, "huge targets " + shape_label(outer, n, inner) + " reduction " + std::to_string((int)red));
+    }
+  }
+}
+
 TEST_CASE("soft targets: an infinite target where -log p rounds to 0", "[backward]") {
   // One class 40 above the rest: its -log p is 4e-18, 0 in float. Infinite
   // targets on every class give +inf (long double) or NaN (inf * 0, as
