@@ -38,7 +38,8 @@ struct Ref {
 // rows whose softmax is NaN (NaN, +inf, all -inf) NaN, and with smoothing an
 // ignored row NaN where a class weight is not finite (as PyTorch). Scale of dx[j]:
 //   |a| p[j] (10 + |x[j] - max| / 2) + |b w[j]| + |c| [j == t],  a, b, c as in kernels.h,
-//   + |a| 2^-149 / eps where p[j] is a float subnormal; NaN passes too where an
+//   + |a| 2^-149 / eps where p[j] is a float subnormal, + 2^-149 / eps times
+//   p[j], |w[j]| or 1 where a, b or c is a float subnormal; NaN passes too where an
 //   infinite a meets a p[j] that rounds to 0 in float, and any non-finite
 //   value where a, b or c overflows float.
 inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer, std::size_t classes, std::size_t inner,
@@ -88,6 +89,10 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
       // Below 2^-126 the float p is a subnormal, only as close as their spacing
       // (2^-149; PyTorch's float softmax too): that error times |a|.
       if (p < (ld)0x1p-126) r.scale[idx] += (double)(std::fabs(a) * (ld)(tu::kMinSub / tu::kEps));
+      // a, b and c are floats (kernels.h), as PyTorch's factors are: a
+      // subnormal one is only as close as 2^-149, times what it multiplies.
+      auto spacing = [](ld f) { return f != 0 && std::fabs(f) < (ld)0x1p-126 ? (ld)(tu::kMinSub / tu::kEps) : 0; };
+      r.scale[idx] += (double)(spacing(a) * p + spacing(b) * (b == 0 ? 0 : std::fabs(wt(k))) + (at_t ? spacing(c) : 0));
       // An infinite a (dloss, a weight) times a p that the float softmax may
       // round to 0: NaN, as PyTorch's (0 * inf), besides the reference's infinity.
       if (std::isinf(a) && p < (ld)0x1p-148) r.nan_ok[idx] = 1;

@@ -211,6 +211,25 @@ TEST_CASE("backward: subnormal probabilities times a large upstream gradient", "
   }
 }
 
+// Weights of 3e38 under MEAN: g = dloss / (64 * 3e38) is 5e-41, and the
+// smoothing factor b = g e / C a float subnormal, only as close as 2^-149:
+// times w[j] = 3e38 that is an error of 1e-7 in an output of ~1e-3. The
+// bound counts a subnormal factor's spacing, and no more.
+TEST_CASE("backward: a subnormal gradient factor times a huge weight", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{64, 3, 1}, {8, 3, 8}, {2, 300, 32}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    const auto x = make_tensor(Dist::Normal1, outer, n, inner, 27);
+    std::vector<float> w(n);
+    for (std::size_t k = 0; k < n; ++k) w[k] = k % 2 ? -3e38f : 2.5e38f;
+    std::vector<std::int64_t> t(outer * inner);
+    for (std::size_t j = 0; j < t.size(); ++j) t[j] = static_cast<std::int64_t>(j % n);
+    for (float e : {0.5f, 1.0f}) {
+      const auto o = tu::ce_opts(SOFTKIT_REDUCTION_MEAN, -100, e, w.data());
+      verify_backward(x, t, outer, n, inner, o, {1.25f}, "subnormal b, e " + std::to_string(e) + " " + shape_label(outer, n, inner));
+    }
+  }
+}
+
 // A target weight of 3e38 times dloss 2: the factor g w[t] overflows float, as
 // in PyTorch, whose float chain then gives +inf at every class and inf - inf =
 // NaN at the target. The long double reference stays finite; the bound lets a
