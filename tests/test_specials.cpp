@@ -223,14 +223,15 @@ TEST_CASE("specials in long rows land in any chunk", "[specials]") {
     INFO("one-hot at " << pos);
     CHECK(bad == 0);
     CHECK(e[0] == -3.0f);
-    // +inf or NaN at pos, -inf elsewhere (with or without one finite value in
-    // another chunk): chunks of only -inf are NaN too, as the whole row.
+    // +inf or NaN at pos, -inf elsewhere (with no finite value, one in another
+    // chunk, or one beside it): chunks of only -inf are NaN too, as the whole row.
     for (float special : {kInf, kNaN})
-      for (bool finite_too : {false, true}) {
+      for (int finite_at : {0, 1, 2}) {
         std::vector<float> g(n, -kInf);
         g[pos] = special;
-        if (finite_too) g[(pos + 20000) % n] = 1.0f;
-        INFO("special " << special << " at " << pos << " among -inf" << (finite_too ? ", one finite value" : ""));
+        if (finite_at == 1) g[(pos + 20000) % n] = 1.0f;
+        if (finite_at == 2) g[pos % 16384 == 0 ? pos + 1 : pos - 1] = 1.0f;
+        INFO("special " << special << " at " << pos << " among -inf, finite value case " << finite_at);
         CHECK(count_nan(run(Op::Softmax, g, 1, n, 1)) == n);
         CHECK(count_nan(run(Op::LogSoftmax, g, 1, n, 1)) == n);
         const float lse = run(Op::LogSumExp, g, 1, n, 1)[0];
