@@ -147,7 +147,8 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
   for (const auto &s : std::vector<std::array<std::size_t, 3>>{{3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     for (bool log : {false, true}) {
-      for (int kind = 0; kind < 3; ++kind) {
+      for (int kind = 0; kind < 4; ++kind) {
+        if (kind == 3 && log) continue;
         std::vector<float> y(outer * n * inner), dy(y.size());
         auto at = [&](std::vector<float> &v, std::size_t row, std::size_t k) -> float & {
           return row_elem(v, n, inner, row, k);
@@ -169,11 +170,18 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
               at(dy, row, k) = log ? 1e38f : 2e38f;
             }
             at(dy, row, 2) = -2e38f;
-          } else {  // float blocks overflow, the sum cancels: +3e38 twice, then -3e38 twice
+          } else if (kind == 2) {  // float blocks overflow, the sum cancels: +3e38 twice, then -3e38 twice
             for (std::size_t k : {0, 64, 128, 192}) {
               at(y, row, k) = log ? -1.0f : 1.0f;
               at(dy, row, k) = k < 128 ? 3e38f : -3e38f;
             }
+          } else {  // softmax: sum 5.8e38 beyond the float range, dy/2 - sum/2 = -3.9e38 too
+            for (std::size_t k : {1, 65, 129, 193}) {
+              at(y, row, k) = 0.5f;
+              at(dy, row, k) = 3e38f;
+            }
+            at(y, row, 2) = 0.1f;
+            at(dy, row, 2) = -2e38f;
           }
         }
         const std::string lab = "near the float range, kind " + std::to_string(kind) + " " + shape_label(outer, n, inner);

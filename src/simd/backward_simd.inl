@@ -146,16 +146,17 @@ inline vf bwd_term(vf y, vf dy, vf acc) {
 // The write in float cannot overflow where the result does not: log-softmax's
 // dy - exp(y) * s is one fused operation (exp(y) <= 1 for y <= 0), and
 // softmax's y * (dy - s) is taken as 2 * (y * (dy/2 - s/2)), where dy/2 - s/2
-// (one FMA, rounded once) stays in range; the same bits as y * (dy - s) away
-// from the range's ends. Only a sum beyond the float range (s/2 for softmax),
-// which the sum pass tells, takes the double form of the scalar ISA for its
+// (one FMA, rounded once) stays in range while |s| <= FLT_MAX (|s/2| and
+// |dy/2| each at most FLT_MAX/2); the same bits as y * (dy - s) away from the
+// range's ends. Only a sum beyond the float range, which the sum pass tells,
+// takes the double form of the scalar ISA for its
 // row or block; and a log-softmax vector with a y > 0 (not a log-probability;
 // its exp may overflow in float where the double one does not). So does the
 // sum, term by term, when its float blocks overflow. Never with softmax
 // outputs and moderate gradients, but the contract is the formula for any floats.
 template <bool Log>
 inline bool bwd_float_ok(double sum) {
-  return std::fabs(Log ? sum : 0.5 * sum) <= __FLT_MAX__;
+  return std::fabs(sum) <= __FLT_MAX__;
 }
 // The float form's s: the sum, halved for softmax.
 template <bool Log>
