@@ -149,12 +149,11 @@ inline vf bwd_term(vf y, vf dy, vf acc) {
 // (one FMA, rounded once) stays in range while |s| <= FLT_MAX (|s/2| and
 // |dy/2| each at most FLT_MAX/2); the same bits as y * (dy - s) away from the
 // range's ends. Only a sum beyond the float range, which the sum pass tells,
-// takes the double form of the scalar ISA for its
-// row or block; and a log-softmax vector with a y > 0 (not a log-probability;
-// its exp may overflow in float where the double one does not). So does the
-// sum, term by term, when its float blocks overflow. Never with softmax
-// outputs and moderate gradients, but the contract is the formula for any floats.
-template <bool Log>
+// takes the double form of the scalar ISA for its row or block; and a
+// log-softmax vector with a y > 0 (not a log-probability; its exp may overflow
+// in float where the double one does not). So does the sum, term by term,
+// when its float blocks overflow. Never with softmax outputs and moderate
+// gradients, but the contract is the formula for any floats.
 inline bool bwd_float_ok(double sum) {
   return std::fabs(sum) <= __FLT_MAX__;
 }
@@ -236,7 +235,7 @@ inline vf bwd_out(vf y, vf dy, vf s, const double *sum, std::size_t s_step) {
 
 template <bool Log>
 inline void bwd_write(const float *y, const float *dy, float *dx, std::size_t n, double sum) {
-  if (!bwd_float_ok<Log>(sum)) return bwd_write_wide<Log>(y, dy, dx, n, 1, sum);
+  if (!bwd_float_ok(sum)) return bwd_write_wide<Log>(y, dy, dx, n, 1, sum);
   const vf s(bwd_float_sum<Log>(sum));
   std::size_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
@@ -330,7 +329,7 @@ void softmax_backward_cols_t(const float *y, const float *dy, float *dx, std::si
     for (std::size_t l = 0; l < lanes(v); ++l) {
       double &c = sd[v * W + l];
       if (!std::isfinite(c)) c = bwd_sum_wide<Log>(y + v * W + l, dy + v * W + l, n, stride);
-      float_ok = float_ok && bwd_float_ok<Log>(c);
+      float_ok = float_ok && bwd_float_ok(c);
       f[l] = bwd_float_sum<Log>(c);
     }
     s[v] = vf::load_aligned(f);
