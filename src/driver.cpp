@@ -75,9 +75,8 @@ void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, s
   };
   const auto write = [&](std::size_t it, chunk_side &side) {
     const std::size_t o = it / ch.chunks;
-    if (parts[it].max == -kInf) {  // nothing above -inf: -inf where the row's max and sum are finite, else NaN (as PyTorch)
-      const bool finite_row = std::isfinite(rows[o].max) && rows[o].sum == rows[o].sum;
-      const float fill = finite_row ? -kInf : std::numeric_limits<float>::quiet_NaN();
+    if (parts[it].max == -kInf) {  // nothing above -inf: -inf in a finite row, else NaN (as PyTorch)
+      const float fill = rows[o].finite() ? -kInf : std::numeric_limits<float>::quiet_NaN();
       std::fill(y + ch.offset(it), y + ch.offset(it) + ch.span(it), fill);
       return;
     }

@@ -31,15 +31,15 @@ struct grad_setup {
   bool none;
   const float *dloss;
   double scale;          // g of every sample for MEAN and SUM
-  // With smoothing, an ignored sample's gradient is PyTorch's 0 * w[j] in the
-  // smoothing term: NaN across the row where a class weight is inf or NaN.
-  bool ignored_nan;
 
   // PyTorch's chain: grad of log_softmax's output z is
   //   gz[j] = -g (1 - e) w[t] [j == t] - g (e / C) w[j]   (0 for an ignored sample),
   // and dx[j] = gz[j] - p[j] * sum(gz).
   ce_grad of(int64_t t, std::size_t sample) const {
-    if (t == ignore_index) return {ignored_nan ? static_cast<float>(kNaN) : 0.0f, 0.0f, 0.0f, -1};
+    // An ignored sample: g = 0 and no target. Without smoothing nothing else is
+    // read (PyTorch reads no weight); with it, a = 0 * W, NaN across the row
+    // where a weight is inf or NaN, as PyTorch's masked 0 * w[j] makes it.
+    if (t == ignore_index) return {smoothing == 0.0 ? 0.0f : static_cast<float>(0.0 * weight_total), 0.0f, 0.0f, -1};
     const double g = none ? static_cast<double>(dloss[sample]) : scale;
     const double wt = weights ? static_cast<double>(weights[t]) : 1.0;
     if (smoothing == 0.0) {
@@ -101,7 +101,7 @@ void grad_long_rows(const kernel_table &k, const grad_setup &s, const float *x, 
       const std::size_t o = it / ch.chunks, c = it % ch.chunks;
       const std::size_t off = o * n + ch.begin(c), len = ch.length(c);
       const float *w = s.weights ? s.weights + ch.begin(c) : nullptr;
-      if (zero[it] && std::isfinite(g[o].a)) {  // p = 0 there; inf * 0 is NaN, as the factor gives it
+      if (zero[it]) {
         std::memset(dx + off, 0, len * sizeof(float));
         k.ce_grad_scale(dx + off, len, w, 0.0f, g[o].b);
       } else {
@@ -203,7 +203,6 @@ softkit_status run_cross_entropy_backward(const float *logits, const int64_t *ta
     s.weight_total = 0.0;
     for (std::size_t c = 0; c < classes; ++c) s.weight_total += s.weights[c];
   }
-  s.ignored_nan = s.weights && s.smoothing > 0.0 && !std::isfinite(s.weight_total);
   s.none = none;
   s.dloss = dloss;
   // MEAN with every sample ignored: g = dloss / 0, but no sample uses it.

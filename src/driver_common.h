@@ -141,6 +141,9 @@ inline bool overlaps(const void *a, std::size_t a_bytes, const void *b, std::siz
 struct row_total {
   float max;       // the row's max (NaN if a chunk max is NaN)
   double sum;      // sum of exp(x - max)
+  // No +inf nor NaN anywhere in the row (a NaN beside a finite value leaves
+  // the max finite and the sum NaN): its chunks of only -inf then have p = 0.
+  bool finite() const { return std::isfinite(max) && sum == sum; }
 };
 
 // A chunk with nothing above -inf reports either max -inf with sum NaN
@@ -161,12 +164,13 @@ inline row_total combine(const span_stats *parts, std::size_t count) {
 }
 
 // Each chunk's factor to its row's softmax, scale * exp(chunk max - row max) / sum,
-// and whether it holds nothing above -inf under a finite row max and sum (zeros
-// there). A row with +inf or NaN anywhere is NaN everywhere, as in PyTorch.
+// and whether it holds nothing above -inf in a finite row under a finite scale
+// (zeros there: p = 0). Elsewhere the factor is NaN, as PyTorch's row is: +inf
+// or NaN in the row, or an infinite scale times p = 0.
 inline void softmax_factors(const span_stats *parts, std::size_t chunks, double scale, float *factor, char *zero) {
   const row_total t = combine(parts, chunks);
   for (std::size_t c = 0; c < chunks; ++c) {
-    zero[c] = parts[c].max == -kInf && std::isfinite(t.max) && t.sum == t.sum;
+    zero[c] = parts[c].max == -kInf && t.finite() && std::isfinite(scale);
     factor[c] = static_cast<float>(scale * (std::exp(static_cast<double>(parts[c].max) - t.max) / t.sum));
   }
 }

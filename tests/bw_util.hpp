@@ -69,8 +69,8 @@ inline Ref ce_backward(const float *x, const std::int64_t *t, std::size_t outer,
     const ld a = ign ? 0 : g * ((1 - e) * wt((std::size_t)t[s]) + (e > 0 ? e / C * W : 0));
     const ld b = ign || e == 0 ? 0 : g * e / C;
     const ld c = ign ? 0 : g * (1 - e) * wt((std::size_t)t[s]);
-    const ld overflow = 0x1p128L - 0x1p103L;  // rounds to infinity in float
-    const bool factor_overflows = std::fabs(a) >= overflow || std::fabs(b) >= overflow || std::fabs(c) >= overflow;
+    const bool factor_overflows =
+        std::fabs(a) >= tu::kFloatOverflow || std::fabs(b) >= tu::kFloatOverflow || std::fabs(c) >= tu::kFloatOverflow;
     for (std::size_t k = 0; k < classes; ++k) {
       const std::size_t idx = (oo * classes + k) * inner + ii;
       if (!st.finite() || (ign && ignored_nan)) {

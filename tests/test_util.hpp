@@ -50,10 +50,10 @@ constexpr float kSentinel = -12345.625f;  // written into outputs before a call
 // threshold 2^128 - 2^103 on (they all round to it), so +inf passes where
 // w + tol reaches it and -inf where w - tol reaches its negative; with a tol
 // smaller than the distance to the largest float, that is the rounded w only.
+constexpr ld kFloatOverflow = 0x1p128L - 0x1p103L;  // from here on, values round to infinity in float
 inline bool float_within(float g, ld w, double tol) {
-  const ld overflow = 0x1p128L - 0x1p103L;
   if (std::isnan(g)) return false;
-  if (std::isinf(g)) return g > 0 ? w + tol >= overflow : w - tol <= -overflow;
+  if (std::isinf(g)) return g > 0 ? w + tol >= kFloatOverflow : w - tol <= -kFloatOverflow;
   return std::fabs((ld)g - w) <= tol;
 }
 
