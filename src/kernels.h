@@ -20,7 +20,8 @@
 
 namespace softkit {
 
-// Rows longer than this are processed in chunks of this many elements. A chunk
+// Rows longer than this are processed in chunks of at most this many elements
+// (of one length per row: chunking in driver_common.h). A chunk
 // (64 KiB) stays in L2 between the passes over it.
 constexpr std::size_t kRowChunk = std::size_t{1} << 14;
 // The softmax and log-softmax passes over rows are pipelined (a row's exp pass

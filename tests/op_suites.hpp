@@ -153,16 +153,21 @@ inline void suite_big_tensors(Op op) {
   softkit_set_num_threads(threads);
 }
 
-// Column blocks written from every placement of the output: the blocks start on
-// a 64-byte boundary of y whatever its address, and each column's result must
-// not depend on where its block starts. The same bits from y (and x) placed 0,
-// 1, 4 and 15 floats past a 64-byte boundary; the first placement also against
-// the reference.
+// Every placement of the output and input: column blocks start on a 64-byte
+// boundary of y whatever its address, and the row passes' sides (AVX-512) on
+// the first boundary of the span they read or write; no result may depend on
+// where those fall. The same bits from y (and x) placed 0, 1, 4 and 15 floats
+// past a 64-byte boundary; the first placement also against the reference.
+// Rows: a pipeline of rows in cache, long rows in chunks, and rows of 1000
+// (a row every 4000 bytes: every other one starts half a line off), from
+// normal(0, 1), where every term weighs in the sum: a sum taken in an order
+// that followed the address would show in the last bits.
 inline void suite_output_address(Op op) {
-  const std::size_t shapes[][3] = {{2, 21, 4096}, {1, 300, 1024}, {3, 5, 2048}, {2, 7, 1040}};
+  const std::size_t shapes[][3] = {{2, 21, 4096}, {1, 300, 1024}, {3, 5, 2048}, {2, 7, 1040},
+                                   {9, 1000, 1},  {128, 3001, 1}, {3, 40009, 1}};
   for (const auto &s : shapes) {
     const std::size_t total = s[0] * s[1] * s[2];
-    const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 17);
+    const auto x = make_tensor(s[2] == 1 ? Dist::Normal1 : Dist::Normal30, s[0], s[1], s[2], 17);
     float *xb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
     float *yb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
     REQUIRE((xb != nullptr && yb != nullptr));

@@ -34,7 +34,7 @@ TEST_CASE("log_softmax accuracy: long columns", "[log_softmax][accuracy]") { sui
 TEST_CASE("log_softmax of big tensors: streamed passes, long rows, aligned columns", "[log_softmax][accuracy][big]") {
   suite_big_tensors(Op::LogSoftmax);
 }
-TEST_CASE("log_softmax of column blocks: the same bits wherever the output sits", "[log_softmax][columns]") {
+TEST_CASE("log_softmax of rows and column blocks: the same bits wherever x and y sit", "[log_softmax][address]") {
   suite_output_address(Op::LogSoftmax);
 }
 

@@ -40,6 +40,6 @@ TEST_CASE("softmax accuracy: long columns", "[softmax][accuracy]") { suite_long_
 TEST_CASE("softmax of big tensors: streamed passes, long rows, aligned columns", "[softmax][accuracy][big]") {
   suite_big_tensors(Op::Softmax);
 }
-TEST_CASE("softmax of column blocks: the same bits wherever the output sits", "[softmax][columns]") {
+TEST_CASE("softmax of rows and column blocks: the same bits wherever x and y sit", "[softmax][address]") {
   suite_output_address(Op::Softmax);
 }

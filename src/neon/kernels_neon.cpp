@@ -32,6 +32,7 @@ struct isa_ops {
   static void store_stream(float *p, vf v) { v.store_aligned(p); }  // no cache-bypassing store here
   static void stream_fence() {}
   static constexpr bool kDescendBehindSide = false;  // not measured on hardware
+  static constexpr bool kAlignSides = false;         // likewise
   // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
   // takes 2^k for k <= 63 only (x < 43.6).
   static constexpr float kOnePassHigh = 40.0f;

@@ -12,6 +12,7 @@
 //     static vf scale_pow2(vf p, vf k, vf t);  // p * 2^k, k in [-150, 63], t = k + 1.5 * 2^23
 //     static constexpr bool kDescendBehindSide;  // see exp_sum_pass
 //     static constexpr float kOnePassHigh;       // see max_sum_one_pass
+//     static constexpr bool kAlignSides;         // see span_head
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
@@ -185,32 +186,60 @@ struct no_side {
   void finish() {}
 };
 
+// head: the elements before a span's first vector boundary, where the ISA's
+// sides start there (isa_ops::kAlignSides; 0 if p is not float aligned). A vector load or store
+// across a cache line costs a second access: a side's loads and stores compete
+// with its pass's own, and rows n floats apart (n not a multiple of 16) put
+// most of them across lines. The sides below work from the boundary of the
+// span they load (side_max) or store (side_write), and take the head before it
+// in one masked access. Their results do not depend on the order they take
+// the elements in, so neither on the address.
+template <bool Align = isa_ops::kAlignSides>
+struct span_head {
+  std::size_t head;
+  span_head(const void *p, std::size_t n) {
+    const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+    head = a % sizeof(float) ? 0 : min_size((sizeof(vf) - a % sizeof(vf)) % sizeof(vf) / sizeof(float), n);
+  }
+};
+// Elsewhere a constant: a member slowed AVX2's softmax rows by 4-8% even at 0.
+template <>
+struct span_head<false> {
+  static constexpr std::size_t head = 0;
+  span_head(const void *, std::size_t) {}
+};
+
 // The max of another span (the row or chunk that comes next), as row_max has
 // it. A side_max makes its pass a pipelined one (see exp_sum_pass), also on the
 // last span of a range, which has no next span (n = 0): the order of the sums
 // must not depend on where the threads' ranges end. (A constant of the type,
 // not a member: a member slowed AVX2's softmax chunks by 7%, as code layout.)
-struct side_max {
+// block(i) takes the vectors at head + i: the span's blocks from its first
+// vector boundary on.
+struct side_max : span_head<> {
   const float *x;
   std::size_t n, done = 0;
   vf m0, m1, m2, m3;
   float result = kNegInf;
-  side_max(const float *x_, std::size_t n_) : x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf) {}
+  side_max(const float *x_, std::size_t n_)
+      : span_head(x_, n_), x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf) {}
   static constexpr bool pipelined() { return true; }
   void block(std::size_t i) {
-    if (i + kUnroll * W > n) return;
-    m0 = xsimd::max(m0, vf::load_unaligned(x + i));
-    m1 = xsimd::max(m1, vf::load_unaligned(x + i + W));
-    m2 = xsimd::max(m2, vf::load_unaligned(x + i + 2 * W));
-    m3 = xsimd::max(m3, vf::load_unaligned(x + i + 3 * W));
+    if (head + i + kUnroll * W > n) return;
+    const float *p = x + head + i;
+    m0 = xsimd::max(m0, vf::load_unaligned(p));
+    m1 = xsimd::max(m1, vf::load_unaligned(p + W));
+    m2 = xsimd::max(m2, vf::load_unaligned(p + 2 * W));
+    m3 = xsimd::max(m3, vf::load_unaligned(p + 3 * W));
     done = i + kUnroll * W;
   }
   void finish() {
     if (n == 0) return;
     std::size_t i = done;
-    for (; i + kUnroll * W <= n; i += kUnroll * W) block(i);
-    for (; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
+    for (; head + i + kUnroll * W <= n; i += kUnroll * W) block(i);
+    for (i += head; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
     if (i < n) m1 = xsimd::max(m1, isa_ops::load_tail(x + i, n - i, kNegInf));
+    if (head) m2 = xsimd::max(m2, isa_ops::load_tail(x, head, kNegInf));
     result = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
   }
 };
@@ -218,26 +247,30 @@ struct side_max {
 // The last pass of a finished span: y *= a (softmax); y = (x - a) - b
 // (log-softmax: two roundings, so the error follows |x - max| rather than
 // |max|); or y -= b (log-softmax from the shifted x a first pass left in y).
+// From y's first vector boundary on, as side_max.
 enum write_mode { kScale, kLogFromX, kSubtract };
 template <int Mode>
-struct side_write {
+struct side_write : span_head<> {
   const float *x;
   float *y;
   std::size_t n, done = 0;
   vf a, b;
-  side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_) : x(x_), y(y_), n(n_), a(a_), b(b_) {}
+  side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_)
+      : span_head(y_, n_), x(x_), y(y_), n(n_), a(a_), b(b_) {}
   vf of(vf v) const { return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a; }
   const float *src() const { return Mode == kLogFromX ? x : y; }
   bool pipelined() const { return false; }
   void block(std::size_t i) {
-    if (i + kUnroll * W > n) return;
-    for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + i + v * W)).store_unaligned(y + i + v * W);
+    if (head + i + kUnroll * W > n) return;
+    const std::size_t k = head + i;
+    for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + k + v * W)).store_unaligned(y + k + v * W);
     done = i + kUnroll * W;
   }
   void finish() {
-    std::size_t i = done;
+    std::size_t i = head + done;
     for (; i + W <= n; i += W) of(vf::load_unaligned(src() + i)).store_unaligned(y + i);
     if (i < n) isa_ops::store_tail(y + i, of(isa_ops::load_tail(src() + i, n - i, 0.0f)), n - i);
+    if (head) isa_ops::store_tail(y, of(isa_ops::load_tail(src(), head, 0.0f)), head);
   }
 };
 
