@@ -175,18 +175,22 @@ inline void softmax_factors(const span_stats *parts, std::size_t chunks, double 
   }
 }
 
-// A long row's chunks: as many as kRowChunk asks for, of one length (a
-// multiple of 64 floats, the last chunk shorter by what is left). A pipelined
-// pass carries the next chunk's max along; beside a chunk of kRowChunk, a short
-// last one left most of that max unhidden: 50257 = 3 x 16384 + 1105 read 15279
-// elements per row on their own, and 32 x 50257 softmax gained 3-7% by A/B from
-// four chunks of 12608.
+// A long row's chunks: the count kRowChunk asks for, rounded up to a multiple
+// of 4, of one length (the least multiple of 64 floats that covers the row in
+// that count; the last chunk is shorter by what is left, and the rounding can
+// leave fewer chunks on rows of millions). A pipelined pass carries the next
+// chunk's max along: beside a chunk of kRowChunk, a short last one left most of
+// that max unhidden (50257 = 3 x 16384 + 1105 read 15279 elements per row on
+// their own; four chunks of 12608: 32 x 50257 softmax +3-7%). Chunks of one
+// length split evenly across threads only in a count the threads divide: a
+// row of 7 chunks ran 10% slower on 2 threads than the uneven 6 x 16384 + 1696.
+constexpr std::size_t kChunkCountStep = 4;
 inline std::size_t chunk_length(std::size_t row) {
-  const std::size_t even = ceil_div(row, ceil_div(row, kRowChunk));
-  return row ? ceil_div(even, 64) * 64 : kRowChunk;
+  const std::size_t count = ceil_div(ceil_div(row, kRowChunk), kChunkCountStep) * kChunkCountStep;
+  return row ? ceil_div(ceil_div(row, count), 64) * 64 : kRowChunk;
 }
 struct chunking {
-  std::size_t n, size, chunks;  // chunks = ceil(n / size), the count kRowChunk gives
+  std::size_t n, size, chunks;  // chunks = ceil(n / size)
   explicit chunking(std::size_t row) : n(row), size(chunk_length(row)), chunks(ceil_div(row, size)) {}
   std::size_t begin(std::size_t c) const { return c * size; }
   std::size_t length(std::size_t c) const { return min_size(size, n - c * size); }
