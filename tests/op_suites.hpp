@@ -197,6 +197,30 @@ inline void suite_output_address(Op op) {
   }
 }
 
+// Sums whose every term but the max's lies near half an ulp of it (x - max
+// about -16.6: e^-16.6 is 0.52 ulp of 1, e^-16.8 0.42, e^-15.9 1.04, half an
+// ulp of 2): each float add onto a partial that holds the max's term rounds
+// the same way, and a float block of 16 such adds drifted 7 ulp (log_softmax
+// at 1.8 times its bound on rows of 1024 and more, 1.3 on columns of 43; found
+// by fuzzing). Short rows, the row pipeline, the one-pass sums (maxima 0, 30,
+// -50), long rows in chunks, and column blocks and slabs; the max first, in
+// the middle or last.
+inline void suite_half_ulp_terms(Op op) {
+  const std::size_t shapes[][3] = {{3, 64, 1},   {3, 200, 1},  {3, 1024, 1},  {3, 5000, 1}, {3, 40000, 1},
+                                   {3, 43, 472}, {3, 300, 64}, {3, 1000, 16}};
+  for (const float d : {-16.8f, -16.6f, -16.4f, -15.9f})
+    for (const auto &s : shapes) {
+      std::vector<float> x(s[0] * s[1] * s[2]);
+      for (std::size_t o = 0; o < s[0]; ++o)
+        for (std::size_t c = 0; c < s[2]; ++c) {
+          const float base = o == 0 ? 0.0f : o == 1 ? 30.0f : -50.0f;
+          const std::size_t at = (o + c) % 3 == 0 ? 0 : (o + c) % 3 == 1 ? s[1] / 2 : s[1] - 1;
+          for (std::size_t k = 0; k < s[1]; ++k) x[(o * s[1] + k) * s[2] + c] = k == at ? base : base + d;
+        }
+      verify(op, x, s[0], s[1], s[2], shape_label(s[0], s[1], s[2]) + " terms max " + std::to_string(d));
+    }
+}
+
 // one_pass_rows in the row pipeline, in the streamed passes (more than
 // kColdElements) and in the chunks of long rows; out of place and in place.
 inline void suite_one_pass_edges(Op op) {

@@ -41,3 +41,7 @@ TEST_CASE("log_softmax of rows and column blocks: the same bits wherever x and y
 TEST_CASE("log_softmax of rows whose max lies about the one-pass range", "[log_softmax][accuracy]") {
   suite_one_pass_edges(Op::LogSoftmax);
 }
+
+TEST_CASE("log_softmax of sums whose terms lie at half an ulp of the max's", "[log_softmax][accuracy]") {
+  suite_half_ulp_terms(Op::LogSoftmax);
+}

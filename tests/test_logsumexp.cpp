@@ -44,3 +44,7 @@ TEST_CASE("logsumexp of big tensors: streamed passes, long rows, aligned columns
 TEST_CASE("logsumexp of rows whose max lies about the one-pass range", "[logsumexp][accuracy]") {
   suite_one_pass_edges(Op::LogSumExp);
 }
+
+TEST_CASE("logsumexp of sums whose terms lie at half an ulp of the max's", "[logsumexp][accuracy]") {
+  suite_half_ulp_terms(Op::LogSumExp);
+}

@@ -43,3 +43,7 @@ TEST_CASE("softmax of big tensors: streamed passes, long rows, aligned columns",
 TEST_CASE("softmax of rows and column blocks: the same bits wherever x and y sit", "[softmax][address]") {
   suite_output_address(Op::Softmax);
 }
+
+TEST_CASE("softmax of sums whose terms lie at half an ulp of the max's", "[softmax][accuracy]") {
+  suite_half_ulp_terms(Op::Softmax);
+}

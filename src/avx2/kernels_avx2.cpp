@@ -38,9 +38,9 @@ struct isa_ops {
   // but cost 4-9% on logsumexp and cross-entropy rows in cache (Zen 4), when
   // those still pipelined.
   static constexpr bool kDescendBehindSide = false;
-  // Sides from a 32-byte boundary lost 4-8% on softmax rows (256 x 1024,
-  // whose rows are all aligned, included): a 32-byte access splits a line
-  // only every other time, and the pass paid for the head's bookkeeping.
+  // Sides from a 32-byte boundary gained nothing on softmax rows (a 32-byte
+  // access splits a line only every other time), and the head as a field,
+  // even at 0, cost them 4-8% (256 x 1024, whose rows are all aligned, too).
   static constexpr bool kAlignSides = false;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for

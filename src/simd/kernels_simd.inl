@@ -16,16 +16,33 @@
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
-// block of at most kFlush steps and is then added to double accumulators, so a
-// row of 2^18+ elements keeps ~1 ulp; a sum is >= 1 because the max element
-// contributes exp(0) = 1. Tails use masked loads and stores, never a scalar loop.
+// block of at most 16 terms per lane and is then added to double accumulators,
+// so a row of 2^18+ elements keeps ~1 ulp; a sum is >= 1 because the max
+// element contributes exp(0) = 1. Tails use masked loads and stores, never a
+// scalar loop.
+//
+// Within a block, each float add onto a partial sum that holds a term near 1
+// (the max's) may round by half an ulp of it: terms just above or below half
+// an ulp of 1 (x - max about -16.6) all round the same way, and 15 such adds in
+// a row cost a log-softmax up to 1.8 times its bound (found by fuzzing). So a
+// row pass adds its kUnroll vectors of a step as a tree, (e0 + e1) + (e2 + e3),
+// into one accumulator, kRowSteps steps per block: a lane's partial sum takes
+// kRowSteps adds, not 16 (at most 2.5 ulp of it in all): the adds are as
+// many as four accumulators took, and long rows lost 0-3%. The forward column
+// passes, whose lanes each add one column's rows in order, move to double
+// every kColFlush rows instead (7 adds, 3.5 ulp: 0.86 of the log-softmax
+// bound at worst in the tests; blocks of 4 cost slabs 15-25%, 8 nothing
+// measurable). The backward passes keep kFlush: their terms are products
+// of both signs, bounded otherwise (see the README's accuracy section).
 
 using vf = xsimd::batch<float, arch>;
 using vd = xsimd::batch<double, arch>;
 using vi = xsimd::batch<int32_t, arch>;
 constexpr std::size_t W = vf::size;
-constexpr std::size_t kUnroll = 4;      // independent accumulators in a row pass
-constexpr std::size_t kFlush = 16;      // float steps per lane before moving to double
+constexpr std::size_t kUnroll = 4;      // vectors per step of a row pass
+constexpr std::size_t kRowSteps = 4;    // steps of a row pass per float block
+constexpr std::size_t kFlush = 16;      // float steps per lane before moving to double (backward)
+constexpr std::size_t kColFlush = 8;    // the same for the forward column passes
 constexpr float kNegInf = -__builtin_huge_valf();
 
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
@@ -187,13 +204,14 @@ struct no_side {
 };
 
 // head: the elements before a span's first vector boundary, where the ISA's
-// sides start there (isa_ops::kAlignSides; 0 if p is not float aligned). A vector load or store
-// across a cache line costs a second access: a side's loads and stores compete
-// with its pass's own, and rows n floats apart (n not a multiple of 16) put
-// most of them across lines. The sides below work from the boundary of the
-// span they load (side_max) or store (side_write), and take the head before it
-// in one masked access. Their results do not depend on the order they take
-// the elements in, so neither on the address.
+// sides start there (isa_ops::kAlignSides; 0 if the span is not float
+// aligned). A vector load or store across a cache line costs a second access:
+// a side's loads and stores compete with its pass's own, and rows n floats
+// apart (n not a multiple of 16) put most of them across lines. The sides
+// below work from the boundary of the span they load (side_max) or store
+// (side_write), and take the head before it in one masked access. Their
+// results do not depend on the order they take the elements in, so neither on
+// the address.
 template <bool Align = isa_ops::kAlignSides>
 struct span_head {
   std::size_t head;
@@ -315,8 +333,8 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
   // i: the block the pass takes, going up or down; j: the side's, always up.
   std::size_t i = Backward && blocks ? (blocks - 1) * step : 0, j = 0;
   while (j + step <= n) {
-    const std::size_t end = j + min_size((n - j) / step, kFlush) * step;
-    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    const std::size_t end = j + min_size((n - j) / step, kRowSteps) * step;
+    vf a(0.0f);
     for (; j < end; j += step, i = Backward ? i - step : i + step) {
       const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
       const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
@@ -329,15 +347,9 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
         (Store == kStoreExp ? e3 : d3).store_unaligned(y + i + 3 * W);
       }
       side.block(j);
-      a0 += e0;
-      a1 += e1;
-      a2 += e2;
-      a3 += e3;
+      a += (e0 + e1) + (e2 + e3);
     }
-    acc.add(a0);
-    acc.add(a1);
-    acc.add(a2);
-    acc.add(a3);
+    acc.add(a);
   }
   vf a(0.0f);
   i = blocks * step;
@@ -456,7 +468,7 @@ inline float logsumexp_special(const float *x, std::size_t n, std::size_t stride
 // while m is in [kOnePassLow, isa_ops::kOnePassHigh]:
 // - above kOnePassLow, exp(m) is a normal float: the terms that come out
 //   subnormal or 0 are below e^-23 of it, and their error below 2^-58 of the sum;
-// - below kOnePassHigh, kFlush terms of a float partial sum stay finite, and the
+// - below kOnePassHigh, 16 terms of a float partial sum stay finite, and the
 //   ISA's exp scales by 2^k for every k the row needs.
 // The exp of sums reduces by float(ln2) (see exp_poly_parts), so it computes
 // e^(beta x), beta = 1 - (float(ln2) - ln2) log2(e), within 6e-11 beyond its
@@ -478,8 +490,8 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out, Side &
   wide_sum acc{};
   std::size_t i = 0;
   while (i + step <= n) {
-    const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
-    vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    const std::size_t end = i + min_size((n - i) / step, kRowSteps) * step;
+    vf a(0.0f);
     for (; i < end; i += step) {
       const vf v0 = vf::load_unaligned(x + i), v1 = vf::load_unaligned(x + i + W);
       const vf v2 = vf::load_unaligned(x + i + 2 * W), v3 = vf::load_unaligned(x + i + 3 * W);
@@ -487,16 +499,11 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out, Side &
       m1 = xsimd::max(m1, v1);
       m2 = xsimd::max(m2, v2);
       m3 = xsimd::max(m3, v3);
-      a0 += exp_pass<kFastExp, true>(v0);
-      a1 += exp_pass<kFastExp, true>(v1);
-      a2 += exp_pass<kFastExp, true>(v2);
-      a3 += exp_pass<kFastExp, true>(v3);
+      a += (exp_pass<kFastExp, true>(v0) + exp_pass<kFastExp, true>(v1)) +
+           (exp_pass<kFastExp, true>(v2) + exp_pass<kFastExp, true>(v3));
       side.block(i);
     }
-    acc.add(a0);
-    acc.add(a1);
-    acc.add(a2);
-    acc.add(a3);
+    acc.add(a);
   }
   side.finish();
   side_out = side;
@@ -1051,14 +1058,15 @@ inline void col_store(float *y, vf v, std::size_t lanes) {
 }
 
 // Per-lane sum of exp(x - m) as double halves; with Store, also stores the exps
-// in y (same layout as c). Each lane adds its rows in order, kFlush at a time
-// in float, as col_exp_sum4 does: a column's sum is the same bits whichever of
-// the two takes it, so wherever the block boundaries fall.
+// in y (same layout as c). Each lane adds its rows in order, kColFlush at a
+// time in float (see the conventions at the top), as col_exp_sum4,
+// col_run_pass and slab_pass do: a column's sum is the same bits whichever
+// takes it, so wherever the block boundaries fall.
 template <bool Store>
 inline wide_sum col_exp_sum(const col_vec &c, std::size_t n, vf m, float *y) {
   wide_sum acc{};
   for (std::size_t r = 0; r < n;) {
-    const std::size_t end = r + min_size(n - r, kFlush);
+    const std::size_t end = r + min_size(n - r, kColFlush);
     vf a(0.0f);
     for (; r < end; ++r) {
       const vf e = exp_nonpos<!Store>(c.load(r, kNegInf) - m);
@@ -1078,7 +1086,7 @@ inline void col_exp_sum4(const col_vec *c, std::size_t n, const vf *m, float *co
                          const float *ahead = nullptr, std::size_t ahead_stride = 0) {
   acc[0] = acc[1] = acc[2] = acc[3] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
-    const std::size_t end = r + min_size(n - r, kFlush);
+    const std::size_t end = r + min_size(n - r, kColFlush);
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; r < end; ++r) {
       if (ahead)
@@ -1351,7 +1359,7 @@ inline void col_run_pass(std::size_t n, std::size_t stride, col_stage &cur, std:
   vf nm[4] = {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)};
   for (std::size_t k = 0; k < nv; ++k) acc[k] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
-    const std::size_t end = r + min_size(n - r, kFlush);
+    const std::size_t end = r + min_size(n - r, kColFlush);
     vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
     for (; r < end; ++r) {
       for (std::size_t k = 0; k < nv; ++k) {
@@ -1509,7 +1517,7 @@ inline void slab_pass(const slab_group &g, std::size_t n, const float *x, const 
   const std::size_t nv = Full ? 4 : g.nv;
   for (std::size_t k = 0; k < nv; ++k) acc[k] = wide_sum{};
   for (std::size_t r = 0; r < n;) {
-    const std::size_t end = r + min_size(n - r, kFlush);
+    const std::size_t end = r + min_size(n - r, kColFlush);
     vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
     for (; r < end; ++r)
       for (std::size_t k = 0; k < nv; ++k) {
