@@ -242,8 +242,12 @@ struct side_max : span_head<> {
   side_max(const float *x_, std::size_t n_)
       : span_head(x_, n_), x(x_), n(n_), m0(kNegInf), m1(kNegInf), m2(kNegInf), m3(kNegInf) {}
   static constexpr bool pipelined() { return true; }
-  void block(std::size_t i) {
-    if (head + i + kUnroll * W > n) return;
+  // The head goes first, with block 0 or at the start of finish: one stream,
+  // as the hardware prefetchers like it.
+  void take_head() {
+    if (head) m2 = xsimd::max(m2, isa_ops::load_tail(x, head, kNegInf));
+  }
+  void take(std::size_t i) {
     const float *p = x + head + i;
     m0 = xsimd::max(m0, vf::load_unaligned(p));
     m1 = xsimd::max(m1, vf::load_unaligned(p + W));
@@ -251,13 +255,18 @@ struct side_max : span_head<> {
     m3 = xsimd::max(m3, vf::load_unaligned(p + 3 * W));
     done = i + kUnroll * W;
   }
+  void block(std::size_t i) {
+    if (head + i + kUnroll * W > n) return;
+    if (i == 0) take_head();
+    take(i);
+  }
   void finish() {
     if (n == 0) return;
+    if (done == 0) take_head();
     std::size_t i = done;
-    for (; head + i + kUnroll * W <= n; i += kUnroll * W) block(i);
+    for (; head + i + kUnroll * W <= n; i += kUnroll * W) take(i);
     for (i += head; i + W <= n; i += W) m0 = xsimd::max(m0, vf::load_unaligned(x + i));
     if (i < n) m1 = xsimd::max(m1, isa_ops::load_tail(x + i, n - i, kNegInf));
-    if (head) m2 = xsimd::max(m2, isa_ops::load_tail(x, head, kNegInf));
     result = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
   }
 };
@@ -278,17 +287,22 @@ struct side_write : span_head<> {
   vf of(vf v) const { return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a; }
   const float *src() const { return Mode == kLogFromX ? x : y; }
   bool pipelined() const { return false; }
+  // The head goes first, as side_max's does: one stream of stores.
+  void take_head() {
+    if (head) isa_ops::store_tail(y, of(isa_ops::load_tail(src(), head, 0.0f)), head);
+  }
   void block(std::size_t i) {
     if (head + i + kUnroll * W > n) return;
+    if (i == 0) take_head();
     const std::size_t k = head + i;
     for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + k + v * W)).store_unaligned(y + k + v * W);
     done = i + kUnroll * W;
   }
   void finish() {
+    if (done == 0) take_head();
     std::size_t i = head + done;
     for (; i + W <= n; i += W) of(vf::load_unaligned(src() + i)).store_unaligned(y + i);
     if (i < n) isa_ops::store_tail(y + i, of(isa_ops::load_tail(src() + i, n - i, 0.0f)), n - i);
-    if (head) isa_ops::store_tail(y, of(isa_ops::load_tail(src(), head, 0.0f)), head);
   }
 };
 
