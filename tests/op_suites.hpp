@@ -168,8 +168,9 @@ inline void suite_output_address(Op op) {
   for (const auto &s : shapes) {
     const std::size_t total = s[0] * s[1] * s[2];
     const auto x = make_tensor(s[2] == 1 ? Dist::Normal1 : Dist::Normal30, s[0], s[1], s[2], 17);
-    float *xb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
-    float *yb = static_cast<float *>(std::aligned_alloc(64, (total + 16) * sizeof(float)));
+    const std::size_t bytes = (total + 16 + 15) / 16 * 64;  // aligned_alloc wants a multiple of 64
+    float *xb = static_cast<float *>(std::aligned_alloc(64, bytes));
+    float *yb = static_cast<float *>(std::aligned_alloc(64, bytes));
     REQUIRE((xb != nullptr && yb != nullptr));
     std::vector<float> first;
     for (std::size_t off : {0, 1, 4, 15}) {
