@@ -4,8 +4,8 @@ a Markdown results section. Python 3 standard library only; the plot needs gnupl
 
     bench/report.py [--out DIR] [--bin PATH] [--no-plot] RUN.json [RUN.json ...]
 
-Several runs are merged (scripts/bench.sh passes the main run and the run with
-oneDNN held to AVX2). Writes into DIR:
+Several runs are merged, keeping each case's best (scripts/bench.sh passes every
+round of its softkit, oneDNN and oneDNN-held-to-AVX2 processes). Writes into DIR:
     results.csv   one line per benchmark (long format)
     summary.csv   the tables below, one line per (op, shape, ISA, threads)
     results.json  the same, with the context (CPU, versions, date)
@@ -77,7 +77,7 @@ def load(paths):
                 r["time_us"] = b["real_time"] * scale
                 r["gelem_s"] = b.get("items_per_second", 0.0) / 1e9
                 r["gbyte_s"] = b.get("bytes_per_second", 0.0) / 1e9
-            # With --benchmark_repetitions, keep the best repetition of each case: on a
+            # Over repetitions and rounds (several files), keep the best run of each case: on a
             # shared machine the slower ones measure the other work, not the kernel.
             prev = best.get(r["name"])
             if prev is None or (prev["error"] and not r["error"]) or \

@@ -10,7 +10,9 @@
 #   --threads LIST     thread counts, e.g. 1 or 1,2 or all (default: 1 and all cores)
 #   --out DIR          results folder (default: build/bench-results)
 #   --build-dir DIR    CMake build folder (default: build)
-#   --repetitions N    runs per case, the best is kept (default 3; 2 with --quick)
+#   --repetitions N    rounds, the best run of each case is kept (default 3; 2 with --quick).
+#                      A round runs every case once, softkit's process and the peers' in turn,
+#                      so that each one's best comes from the whole run, not from minutes of its own
 #   --min-time SEC     Google Benchmark's minimum time per run (default 0.05; 0.03 with --quick)
 #   --no-deps          do not install missing Debian packages
 #   --no-build         use the softkit_bench already built in the build folder
@@ -95,7 +97,8 @@ args=(--benchmark_out_format=json)
 [[ -n "$isa" ]] && args+=("--sk_isa=$isa")
 [[ -n "$threads" ]] && args+=("--sk_threads=$threads")
 if [[ $quick -eq 1 ]]; then : "${min_time:=0.03}" "${reps:=2}"; else : "${min_time:=0.05}" "${reps:=3}"; fi
-args+=("--benchmark_min_time=$min_time" "--benchmark_repetitions=$reps")
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --repetitions needs a positive integer, not '$reps'" >&2; exit 2; }
+args+=("--benchmark_min_time=$min_time")
 args+=("${extra[@]}")
 
 # Two cores shared with a build measure the build: say so before starting.
@@ -104,35 +107,47 @@ if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
   say "warning: load average $load: other work is running; multi-thread numbers will suffer (best of $reps runs is kept)"
 fi
 
-runs=("$out/run_main.json")
-rm -f "$out"/run_*.json
-say "[3/4] running (progress: [case/of cases]; log: $log)"
-if ! "$bin" "${args[@]}" --sk_impls=softkit,torch,naive,memcpy,readsum,add --benchmark_out="$out/run_main.json" \
-    2>&1 | tee -a "$log"; then
-  say "softkit_bench failed (log: $log)"
-  exit 1
-fi
-say "[3/4] oneDNN"
-if "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_onednn.json" 2>&1 | tee -a "$log"; then
-  runs+=("$out/run_onednn.json")
-else
-  say "the oneDNN run failed; going on without it"
-fi
-
 # oneDNN held to AVX2, as the peer of softkit's avx2 path: when avx2 is among the
 # ISAs asked for (all of them by default, only the best with --quick) and the CPU has it.
 want_avx2=0
 if [[ -n "$isa" ]]; then [[ ",$isa," == *",avx2,"* ]] && want_avx2=1
 elif [[ $quick -eq 0 ]]; then want_avx2=1; fi
-if [[ $want_avx2 -eq 1 ]] && grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
-  say "[3/4] oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)"
-  if ONEDNN_MAX_CPU_ISA=AVX2 "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_onednn_avx2.json" \
-      2>&1 | tee -a "$log"; then
-    runs+=("$out/run_onednn_avx2.json")
-  else
-    say "the oneDNN AVX2 run failed; going on without it"
+grep -qw avx2 /proc/cpuinfo 2>/dev/null || want_avx2=0
+
+# The machine's speed drifts (on shared VMs by a third within minutes): each
+# process runs every case once per round, in turn, and the report keeps each
+# case's best round, so a ratio compares runs spread over the same minutes.
+rm -f "$out"/run_*.json
+runs=()
+onednn_ok=1 onednn_avx2_ok=$want_avx2
+for ((round = 1; round <= reps; round++)); do
+  say "[3/4] round $round of $reps: softkit, libtorch and the floors (progress: [case/of cases]; log: $log)"
+  if ! "$bin" "${args[@]}" --sk_impls=softkit,torch,naive,memcpy,readsum,add \
+      --benchmark_out="$out/run_main_$round.json" 2>&1 | tee -a "$log"; then
+    say "softkit_bench failed (log: $log)"
+    exit 1
   fi
-fi
+  runs+=("$out/run_main_$round.json")
+  if [[ $onednn_ok -eq 1 ]]; then
+    say "[3/4] round $round of $reps: oneDNN"
+    if "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_onednn_$round.json" 2>&1 | tee -a "$log"; then
+      runs+=("$out/run_onednn_$round.json")
+    else
+      say "the oneDNN run failed; going on without it"
+      onednn_ok=0
+    fi
+  fi
+  if [[ $onednn_avx2_ok -eq 1 ]]; then
+    say "[3/4] round $round of $reps: oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)"
+    if ONEDNN_MAX_CPU_ISA=AVX2 "$bin" "${args[@]}" --sk_impls=onednn \
+        --benchmark_out="$out/run_onednn_avx2_$round.json" 2>&1 | tee -a "$log"; then
+      runs+=("$out/run_onednn_avx2_$round.json")
+    else
+      say "the oneDNN AVX2 run failed; going on without it"
+      onednn_avx2_ok=0
+    fi
+  fi
+done
 
 # 4. Report: tables on stdout; CSV, JSON, Markdown and PNG in $out.
 say "[4/4] report"

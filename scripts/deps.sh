@@ -5,7 +5,9 @@ set -euo pipefail
 
 declare -A groups=(
   [build]="cmake g++ make pkg-config libxsimd-dev catch2 libbenchmark-dev"
-  [peers]="libdnnl-dev libtorch-dev"
+  # oneDNN's CMake package requires OpenCL (Debian builds it with the OCL GPU runtime)
+  # and only recommends ocl-icd-opencl-dev, which --no-install-recommends leaves out.
+  [peers]="libdnnl-dev ocl-icd-opencl-dev libtorch-dev"
   [cross]="g++-aarch64-linux-gnu qemu-user"
   [sanitizers]="clang-14 libclang-rt-14-dev libomp-14-dev"
   [abi]="abigail-tools"
