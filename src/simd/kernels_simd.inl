@@ -373,7 +373,8 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
     a += e;
   }
   if (i < n) {
-    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_pass<Fast, kSumOnly>(d);
+    // The tail's padding is -inf: the clamped exp, whose zeros cost nothing (see isa_ops::exp).
+    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_nonpos<kSumOnly>(d);
     if (Store != kStoreNone) isa_ops::store_tail(y + i, Store == kStoreExp ? e : d, n - i);
     a += e;
   }
@@ -530,7 +531,7 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out, Side &
   if (i < n) {
     const vf v = isa_ops::load_tail(x + i, n - i, kNegInf);
     m1 = xsimd::max(m1, v);
-    a += exp_pass<kFastExp, true>(v);
+    a += exp_nonpos<true>(v);  // -inf padding: as in exp_sum_blocks
   }
   acc.add(a);
   const float m = isa_ops::hmax(xsimd::max(xsimd::max(m0, m1), xsimd::max(m2, m3)));
