@@ -28,6 +28,8 @@ inline void ce_affine(float *y, std::size_t n, const float *w, float s, float b)
   std::size_t i = 0;
   if (w) {
     for (; i + 2 * W <= n; i += 2 * W) {
+      prefetch_step<false, true, 2>(y + i);
+      prefetch_step<false, false, 2>(w + i);
       xsimd::fma(vf::load_unaligned(y + i), vs, nb * vf::load_unaligned(w + i)).store_unaligned(y + i);
       xsimd::fma(vf::load_unaligned(y + i + W), vs, nb * vf::load_unaligned(w + i + W)).store_unaligned(y + i + W);
     }
@@ -40,6 +42,7 @@ inline void ce_affine(float *y, std::size_t n, const float *w, float s, float b)
     return;
   }
   for (; i + 2 * W <= n; i += 2 * W) {
+    prefetch_step<false, true, 2>(y + i);
     xsimd::fma(vf::load_unaligned(y + i), vs, nb).store_unaligned(y + i);
     xsimd::fma(vf::load_unaligned(y + i + W), vs, nb).store_unaligned(y + i + W);
   }
@@ -202,6 +205,8 @@ inline double bwd_sum(const float *y, const float *dy, std::size_t n) {
     const std::size_t end = i + min_size((n - i) / step, kFlush) * step;
     vf a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     for (; i < end; i += step) {
+      if (!Log) prefetch_step(y + i);  // log-softmax's sum reads dy alone: y's cost it 20-30%
+      prefetch_step(dy + i);
       a0 = bwd_term<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), a0);
       a1 = bwd_term<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), a1);
       a2 = bwd_term<Log>(vf::load_unaligned(y + i + 2 * W), vf::load_unaligned(dy + i + 2 * W), a2);
@@ -239,6 +244,9 @@ inline void bwd_write(const float *y, const float *dy, float *dx, std::size_t n,
   const vf s(bwd_float_sum<Log>(sum));
   std::size_t i = 0;
   for (; i + 2 * W <= n; i += 2 * W) {
+    prefetch_step<false, false, 2>(y + i);
+    prefetch_step<false, false, 2>(dy + i);
+    prefetch_step<false, true, 2>(dx + i);
     const vf o0 = bwd_out<Log>(vf::load_unaligned(y + i), vf::load_unaligned(dy + i), s, &sum, 0);
     const vf o1 = bwd_out<Log>(vf::load_unaligned(y + i + W), vf::load_unaligned(dy + i + W), s, &sum, 0);
     o0.store_unaligned(dx + i);
