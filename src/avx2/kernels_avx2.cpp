@@ -42,6 +42,8 @@ struct isa_ops {
   // access splits a line only every other time), and the head as a field,
   // even at 0, cost them 4-8% (256 x 1024, whose rows are all aligned, too).
   static constexpr bool kAlignSides = false;
+  // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
+  static constexpr bool kLogShortRows = false;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for
   // k <= 63 only (x < 43.6).

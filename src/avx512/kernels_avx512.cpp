@@ -44,6 +44,8 @@ struct isa_ops {
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.
+  // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
+  static constexpr bool kLogShortRows = true;
   static constexpr bool kRowReduce = true;
   template <class Op>
   __attribute__((always_inline)) static vf reduce_rows(const vf *v, Op op) {

@@ -33,6 +33,7 @@ struct isa_ops {
   static void stream_fence() {}
   static constexpr bool kDescendBehindSide = false;  // not measured on hardware
   static constexpr bool kAlignSides = false;         // likewise
+  static constexpr bool kLogShortRows = false;       // likewise (see log_softmax_short)
   // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
   // takes 2^k for k <= 63 only (x < 43.6).
   static constexpr float kOnePassHigh = 40.0f;
