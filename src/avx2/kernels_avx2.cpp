@@ -83,7 +83,7 @@ inline vf isa_ops::scale_pow2(vf p, vf, vf t) { return scale_pow2_bits(p, t); }
 // -inf or NaN takes the full path. There the lanes below -104, whose exp rounds
 // to 0, take x = 0 and then 0: a multiply whose result underflows takes a
 // microcode assist of about 150 cycles on Intel (family 6 model 207), and the
-// -inf padding of every row's last vector paid it (rows of 100 floats ran 2.4
+// -inf padding of every row's last vector paid it (rows of 100 floats ran about 2
 // times slower than rows of 96). NaN is not below and stays NaN.
 template <bool Sum>
 __attribute__((always_inline)) inline vf exp_full(vf x) {

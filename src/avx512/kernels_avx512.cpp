@@ -41,11 +41,11 @@ struct isa_ops {
   // The one-pass sums' highest max (see max_sum_one_pass): vscalefps takes any
   // 2^k, and kFlush terms of e^80 stay finite in a float sum.
   static constexpr float kOnePassHigh = 80.0f;
+  // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
+  static constexpr bool kLogShortRows = true;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.
-  // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
-  static constexpr bool kLogShortRows = true;
   static constexpr bool kRowReduce = true;
   template <class Op>
   __attribute__((always_inline)) static vf reduce_rows(const vf *v, Op op) {
@@ -150,8 +150,8 @@ struct isa_ops {
   // e^r by a cubic, 2^floor(k/16) by vscalefps (which floors its argument itself
   // and rounds gradually into the subnormals). Adding 1.5 * 2^19, whose ulp is
   // 1/16, rounds x/ln2 to k/16 and leaves k mod 16 in the low 4 bits, which is
-  // all vpermps reads of an index. Sum: the one-FMA reduction of exps that are
-  // only summed (see exp_poly_parts).
+  // all vpermps reads of an index. The exps that are only summed (Sum) take
+  // exp_sum_lanes below.
   //
   // Below -104, where the exp rounds to 0 (e^-104 < 2^-150), the lane is masked
   // off rather than clamped: a vscalefps whose result underflows takes a
@@ -175,7 +175,7 @@ struct isa_ops {
   // The exp of the lanes in keep, 0 in the others.
   template <bool Sum = false>
   static vf exp_lanes(vf v, __mmask16 keep) {
-    if (Sum) return exp_sum_lanes(v, keep);
+    if constexpr (Sum) return exp_sum_lanes(v, keep);
     const __m512 table = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
         0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
@@ -183,23 +183,20 @@ struct isa_ops {
     const __m512 magic = _mm512_set1_ps(786432.0f);  // 1.5 * 2^19
     const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
     const __m512 k16 = _mm512_sub_ps(t, magic);  // k / 16
-    __m512 r;
-    if (Sum) {
-      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62e430p-1f), v);
-    } else {
-      // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
-      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
-      r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
-    }
+    // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
+    __m512 r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
+    r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
     const __m512 table_j = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
     __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.555556p-3f), _mm512_set1_ps(0.5f));
     q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
     const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(table_j, r), q, table_j);
     return _mm512_maskz_scalef_ps(keep, p, k16);
   }
-  // The exp of sums with a 32-entry table (two registers, one vpermt2ps) and
-  // |r| <= ln2/64, where a quadratic (minimax, 5.3e-8 relative) does what the
-  // cubic did: one FMA less on the pipes the exp is bound by.
+  // The exp of sums: ln2 rounded to float in one FMA (see exp_poly_parts), and
+  // a 32-entry table (two registers, one vpermt2ps) so that |r| <= ln2/64,
+  // where a quadratic (minimax, 5.3e-8 relative) does what the cubic did: one
+  // FMA less again on the pipes the exp is bound by (+5-12% on the summing
+  // passes, Intel family 6 model 207).
   static vf exp_sum_lanes(vf v, __mmask16 keep) {
     const __m512 lo = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f, 0x1.172b84p+0f, 0x1.1d4874p+0f,
