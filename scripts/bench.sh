@@ -119,7 +119,22 @@ grep -qw avx2 /proc/cpuinfo 2>/dev/null || want_avx2=0
 # case's best round, so a ratio compares runs spread over the same minutes.
 rm -f "$out"/run_*.json
 runs=()
-onednn_ok=1 onednn_avx2_ok=$want_avx2
+# One peer process of a round: run_peer NAME LABEL [VAR=VALUE ...]; a failure
+# drops that peer from the later rounds.
+declare -A peer_ok=([onednn]=1 [onednn_avx2]=$want_avx2)
+run_peer() {
+  local name=$1 label=$2
+  shift 2
+  [[ ${peer_ok[$name]} -eq 1 ]] || return 0
+  say "[3/4] round $round of $reps: $label"
+  if env "$@" "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_${name}_$round.json" 2>&1 |
+      tee -a "$log"; then
+    runs+=("$out/run_${name}_$round.json")
+  else
+    say "the $label run failed; going on without it"
+    peer_ok[$name]=0
+  fi
+}
 for ((round = 1; round <= reps; round++)); do
   say "[3/4] round $round of $reps: softkit, libtorch and the floors (progress: [case/of cases]; log: $log)"
   if ! "$bin" "${args[@]}" --sk_impls=softkit,torch,naive,memcpy,readsum,add \
@@ -128,25 +143,8 @@ for ((round = 1; round <= reps; round++)); do
     exit 1
   fi
   runs+=("$out/run_main_$round.json")
-  if [[ $onednn_ok -eq 1 ]]; then
-    say "[3/4] round $round of $reps: oneDNN"
-    if "$bin" "${args[@]}" --sk_impls=onednn --benchmark_out="$out/run_onednn_$round.json" 2>&1 | tee -a "$log"; then
-      runs+=("$out/run_onednn_$round.json")
-    else
-      say "the oneDNN run failed; going on without it"
-      onednn_ok=0
-    fi
-  fi
-  if [[ $onednn_avx2_ok -eq 1 ]]; then
-    say "[3/4] round $round of $reps: oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)"
-    if ONEDNN_MAX_CPU_ISA=AVX2 "$bin" "${args[@]}" --sk_impls=onednn \
-        --benchmark_out="$out/run_onednn_avx2_$round.json" 2>&1 | tee -a "$log"; then
-      runs+=("$out/run_onednn_avx2_$round.json")
-    else
-      say "the oneDNN AVX2 run failed; going on without it"
-      onednn_avx2_ok=0
-    fi
-  fi
+  run_peer onednn oneDNN
+  run_peer onednn_avx2 "oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)" ONEDNN_MAX_CPU_ISA=AVX2
 done
 
 # 4. Report: tables on stdout; CSV, JSON, Markdown and PNG in $out.

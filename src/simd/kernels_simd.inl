@@ -56,21 +56,19 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // by -5 to +5%. 2 KiB gave about the same, 1 KiB clearly less. A prefetch
 // never faults, so one past a span's end is harmless.
 constexpr std::size_t kPrefetchBytes = 4096;
-// The same for `bytes` bytes from p on (the rows of short-row kernels).
-template <bool Write = false>
+// Prefetch (for a read, or with Write for a store) the `bytes` bytes from p
+// on, kPrefetchBytes further on a pass's way (down with Down). In integers:
+// the address may lie outside the array, where pointer arithmetic may not go.
+template <bool Down = false, bool Write = false>
 __attribute__((always_inline)) inline void prefetch_region(const float *p, std::size_t bytes) {
-  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(p) + kPrefetchBytes;
-  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const void *>(at + b), Write, 3);
-}
-// Prefetch (for a read, or with Write for a store) the Vectors vectors a step
-// of a pass takes, kPrefetchBytes further on its way (down with Down).
-template <bool Down = false, bool Write = false, std::size_t Vectors = kUnroll>
-__attribute__((always_inline)) inline void prefetch_step(const float *p) {
-  // In integers: the address may lie outside the array, where pointer arithmetic may not go.
   const std::uintptr_t from = reinterpret_cast<std::uintptr_t>(p);
   const std::uintptr_t at = Down ? from - kPrefetchBytes : from + kPrefetchBytes;
-  for (std::size_t b = 0; b < Vectors * sizeof(vf); b += 64)
-    __builtin_prefetch(reinterpret_cast<const void *>(at + b), Write ? 1 : 0, 3);
+  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const void *>(at + b), Write, 3);
+}
+// The same for the Vectors vectors a step of a pass takes.
+template <bool Down = false, bool Write = false, std::size_t Vectors = kUnroll>
+__attribute__((always_inline)) inline void prefetch_step(const float *p) {
+  prefetch_region<Down, Write>(p, Vectors * sizeof(vf));
 }
 
 // ---------------------------------------------------------------------------
@@ -713,7 +711,7 @@ struct tiny_rows<Ops, true> {
     for (std::size_t r0 = 0; r0 < rows; r0 += W) {
       const std::size_t count = min_size(W, rows - r0);
       prefetch_region(x + r0 * n, W * n * sizeof(float));
-      prefetch_region<true>(y + r0 * n, W * n * sizeof(float));
+      prefetch_region<false, true>(y + r0 * n, W * n * sizeof(float));
       vf v[W];
       for (std::size_t r = 0; r < W; ++r)
         v[r] = r < count ? Ops::load_tail(x + (r0 + r) * n, n, kNegInf) : vf(0.0f);
