@@ -182,7 +182,8 @@ struct kernel_table {
   // block each): softmax or, with log, log-softmax, pipelined so that a slab's
   // exp pass also finds the next slab's column maxima and writes the previous
   // slab. scratch: null (data in cache), or 2 * n * inner floats for tensors
-  // from memory (the exps stay there, the output is written once).
+  // from memory: the exps stay there where the ISA keeps them (see
+  // slab_mode), and the output is written once, around the caches.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 float *scratch);
   void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,

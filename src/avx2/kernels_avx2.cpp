@@ -44,6 +44,8 @@ struct isa_ops {
   static constexpr bool kAlignSides = false;
   // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
   static constexpr bool kLogShortRows = false;
+  // Softmax slabs keep their exps: taken again, they spill (see slab_mode).
+  static constexpr bool kSlabExpAgain = false;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for
   // k <= 63 only (x < 43.6).

@@ -43,6 +43,8 @@ struct isa_ops {
   static constexpr float kOnePassHigh = 80.0f;
   // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
   static constexpr bool kLogShortRows = true;
+  // Softmax slabs take each exp again in their write (see slab_mode).
+  static constexpr bool kSlabExpAgain = true;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.

@@ -34,6 +34,8 @@ struct isa_ops {
   static constexpr bool kDescendBehindSide = false;  // not measured on hardware
   static constexpr bool kAlignSides = false;         // likewise
   static constexpr bool kLogShortRows = false;       // likewise (see log_softmax_short)
+  // Softmax slabs keep their exps (not measured on hardware).
+  static constexpr bool kSlabExpAgain = false;
   // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
   // takes 2^k for k <= 63 only (x < 43.6).
   static constexpr float kOnePassHigh = 40.0f;

@@ -13,6 +13,7 @@
 //     static constexpr bool kDescendBehindSide;  // see exp_sum_pass
 //     static constexpr float kOnePassHigh;       // see max_sum_one_pass
 //     static constexpr bool kAlignSides;         // see span_head
+//     static constexpr bool kLogShortRows, kRowReduce, kSlabExpAgain;  // see their uses
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
@@ -1579,9 +1580,8 @@ void stats_cols_run(const float *x, std::size_t n, std::size_t stride, col_place
 // ---------------------------------------------------------------------------
 // Slabs: whole [n, inner] tensors in a row, pipelined as rows are. One pass
 // over a group of up to 4 vectors of columns of slab s: per lane sums of
-// exp(x - m) (the exps stored in y for softmax), and along the same rows the
-// next slab's column maxima and the previous slab's write, y *= a (softmax) or
-// y = (x - a) - b (log-softmax). The same arithmetic as softmax_cols.
+// exp(x - m), and along the same rows the next slab's column maxima and the
+// previous slab's write. The same arithmetic as softmax_cols.
 struct slab_group {
   std::size_t inner, v0, nv;  // vectors v0 .. v0 + nv - 1 of each row, nv <= 4
   std::size_t lanes(std::size_t k) const { return min_size(W, inner - (v0 + k) * W); }
@@ -1594,108 +1594,135 @@ struct slab_group {
   }
 };
 
-// Where a slab's exps go and its output is written from. In cache, the exps
-// go to y and the write scales them in place. From memory, with scratch (two
-// slabs' worth), the exps stay in the cache and the output goes straight to
-// memory (around the caches when aligned): no read of y before its write.
-struct slab_out {
-  float *y;          // the output
-  float *exps;       // where the exps are (y, or a scratch slab)
-  bool stream;       // store y around the caches
-  template <bool Full = false>
-  void put(const slab_group &g, std::size_t r, std::size_t k, vf v) const {
-    if (stream && (Full || g.lanes(k) == W))
-      isa_ops::store_stream(g.at(y, r, k), v);
-    else
-      col_store<Full>(g.at(y, r, k), v, g.lanes(k));
-  }
-};
+// How a slab's write gets its values, y = f(src, a, b):
+//   log-softmax   src = x,    (x - a) - b         a = max, b = log of the sum
+//   softmax, kept src = exps, exps * a            a = 1 / sum
+//   softmax, exp  src = x,    exp(x - a) * b      a = max, b = 1 / sum
+// Kept: the exp pass stores the exps (in y in cache; from memory, in scratch,
+// two slabs' worth, so that y is written once). Exp (isa_ops::kSlabExpAgain):
+// the write takes each exp again, the same bits, and nothing is stored but y.
+// On AVX-512 (Intel, family 6 model 207) a store per vector that misses L1 cost
+// more than an exp: 64 x 1000 x 64 +25%, slabs in cache +15-45%; AVX2's 16
+// registers spill it instead (-20 to -33%).
+enum slab_mode { kSlabLog, kSlabKept, kSlabExp };
 
-template <bool Log, bool Full = false>
-inline vf slab_write_value(const slab_group &g, std::size_t r, std::size_t k, const float *x, const slab_out &o,
-                           vf a, vf b) {
-  return Log ? (g.template load<Full>(x, r, k, 0.0f) - a) - b : g.template load<Full>(o.exps, r, k, 0.0f) * a;
+template <int Mode, bool Full>
+inline vf slab_value(const slab_group &g, const float *src, std::size_t r, std::size_t k, vf a, vf b) {
+  const vf v = g.template load<Full>(src, r, k, Mode == kSlabExp ? kNegInf : 0.0f);
+  return Mode == kSlabLog ? (v - a) - b : Mode == kSlabKept ? v * a : exp_nonpos<false>(v - a) * b;
 }
 
-template <bool Log, bool Full>
-inline void slab_pass(const slab_group &g, std::size_t n, const float *x, const slab_out &out, const vf *m,
-                      wide_sum *acc, const float *next_x, vf *next_m, const float *prev_x, const slab_out *prev,
-                      const vf *a, const vf *b) {
+template <bool Full, bool Stream>
+inline void slab_put(const slab_group &g, float *y, std::size_t r, std::size_t k, vf v) {
+  if (Stream && (Full || g.lanes(k) == W))
+    isa_ops::store_stream(g.at(y, r, k), v);
+  else
+    col_store<Full>(g.at(y, r, k), v, g.lanes(k));
+}
+
+// What one pass over slab s reads and writes, in locals of their own: with
+// the pointers inside a struct behind a reference, every store through y made
+// the compiler load them again.
+struct slab_step {
+  const float *x;       // slab s
+  float *exps;          // kSlabKept: where slab s's exps go
+  const float *next_x;  // slab s + 1 (slab s itself for the last: its maxima are not used)
+  const float *prev;    // the previous slab's src (see slab_mode)
+  float *prev_y;        // its output
+};
+
+// Prev: there is a previous slab to write. The maxima, the next maxima and the
+// write's factors stay in registers: the next maxima in an array behind a
+// pointer went to memory and back every row.
+template <int Mode, bool Full, bool Prev, bool Stream>
+inline void slab_pass(const slab_group &g, std::size_t n, const slab_step st, const vf *m_in, wide_sum *acc,
+                      vf *next_m, const vf *a_in, const vf *b_in) {
   const std::size_t nv = Full ? 4 : g.nv;
-  for (std::size_t k = 0; k < nv; ++k) acc[k] = wide_sum{};
+  vf m[4], nm[4], a[4], b[4];
+  for (std::size_t k = 0; k < 4; ++k) {
+    const bool live = k < nv;
+    m[k] = live ? m_in[k] : vf(0.0f);
+    nm[k] = vf(kNegInf);
+    a[k] = Prev && live ? a_in[k] : vf(0.0f);
+    b[k] = Prev && live ? b_in[k] : vf(0.0f);
+    acc[k] = wide_sum{};
+  }
   for (std::size_t r = 0; r < n;) {
     const std::size_t end = r + min_size(n - r, kColFlush);
     vf s[4] = {vf(0.0f), vf(0.0f), vf(0.0f), vf(0.0f)};
     for (; r < end; ++r)
       for (std::size_t k = 0; k < nv; ++k) {
-        const vf e = exp_nonpos<Log>(g.template load<Full>(x, r, k, kNegInf) - m[k]);
-        if (!Log) col_store<Full>(g.at(out.exps, r, k), e, g.lanes(k));
+        const vf e = exp_nonpos<Mode == kSlabLog>(g.template load<Full>(st.x, r, k, kNegInf) - m[k]);
+        if (Mode == kSlabKept) col_store<Full>(g.at(st.exps, r, k), e, g.lanes(k));
         s[k] += e;
-        if (next_x) {
-          // 4 KiB ahead: the next slab comes from memory at the exps' pace, and
-          // the hardware prefetcher alone falls behind.
-          __builtin_prefetch(g.at(next_x, r, k) + 1024);
-          next_m[k] = xsimd::max(next_m[k], g.template load<Full>(next_x, r, k, kNegInf));
-        }
-        if (prev) prev->template put<Full>(g, r, k, slab_write_value<Log, Full>(g, r, k, prev_x, *prev, a[k], b[k]));
+        // 4 KiB ahead: the next slab comes from memory at the exps' pace, and
+        // the hardware prefetcher alone falls behind.
+        __builtin_prefetch(g.at(st.next_x, r, k) + 1024);
+        nm[k] = xsimd::max(nm[k], g.template load<Full>(st.next_x, r, k, kNegInf));
+        if (Prev) slab_put<Full, Stream>(g, st.prev_y, r, k, slab_value<Mode, Full>(g, st.prev, r, k, a[k], b[k]));
       }
     for (std::size_t k = 0; k < nv; ++k) acc[k].add(s[k]);
   }
+  for (std::size_t k = 0; k < nv; ++k) next_m[k] = nm[k];
 }
 
-void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *scratch) {
+template <int Mode, bool Full>
+void slab_pass_of(bool prev, bool stream, const slab_group &g, std::size_t n, const slab_step &st, const vf *m,
+                  wide_sum *acc, vf *next_m, const vf *a, const vf *b) {
+  if (!prev) slab_pass<Mode, Full, false, false>(g, n, st, m, acc, next_m, a, b);
+  else if (stream) slab_pass<Mode, Full, true, true>(g, n, st, m, acc, next_m, a, b);
+  else slab_pass<Mode, Full, true, false>(g, n, st, m, acc, next_m, a, b);
+}
+
+template <int Mode>
+void slabs_of(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, float *scratch) {
   constexpr std::size_t kMax = col_block::kMaxVecs;
   const std::size_t vecs = (inner + W - 1) / W, size = n * inner;
+  // From memory (scratch given), whole vectors of y go around the caches.
   const bool stream = scratch && reinterpret_cast<std::uintptr_t>(y) % sizeof(vf) == 0 &&
                       (inner * sizeof(float)) % sizeof(vf) == 0;
-  const auto out_of = [&](std::size_t s) {
-    return slab_out{y + s * size, scratch ? scratch + (s % 2) * size : y + s * size, stream};
-  };
+  const auto exps_of = [&](std::size_t s) { return scratch ? scratch + (s % 2) * size : y + s * size; };
+  const auto src_of = [&](std::size_t s) -> const float * { return Mode == kSlabKept ? exps_of(s) : x + s * size; };
   vf m[kMax], next_m[kMax], a[kMax], b[kMax];
   wide_sum acc[kMax];
   col_block(x, n, inner, inner, nullptr).max(m);
   for (std::size_t s = 0; s < count; ++s) {
     const float *xs = x + s * size;
-    const bool next = s + 1 < count;
-    const slab_out out = out_of(s), prev = out_of(s > 0 ? s - 1 : 0);
-    for (std::size_t v = 0; v < vecs; ++v) next_m[v] = vf(kNegInf);
+    const slab_step st{xs, exps_of(s), s + 1 < count ? xs + size : xs, s > 0 ? src_of(s - 1) : nullptr,
+                       s > 0 ? y + (s - 1) * size : nullptr};
     for (std::size_t v0 = 0; v0 < vecs; v0 += 4) {
       const slab_group g{inner, v0, min_size(4, vecs - v0)};
-      const float *nx = next ? xs + size : nullptr;
-      const float *px = s > 0 ? xs - size : nullptr;
-      const slab_out *pv = s > 0 ? &prev : nullptr;
-      const bool full = g.nv == 4 && g.lanes(3) == W;
-      if (log && full)
-        slab_pass<true, true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
-      else if (log)
-        slab_pass<true, false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
-      else if (full)
-        slab_pass<false, true>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+      if (g.nv == 4 && g.lanes(3) == W)
+        slab_pass_of<Mode, true>(s > 0, stream, g, n, st, m + v0, acc + v0, next_m + v0, a + v0, b + v0);
       else
-        slab_pass<false, false>(g, n, xs, out, m + v0, acc + v0, nx, next_m + v0, px, pv, a + v0, b + v0);
+        slab_pass_of<Mode, false>(s > 0, stream, g, n, st, m + v0, acc + v0, next_m + v0, a + v0, b + v0);
     }
     for (std::size_t v = 0; v < vecs; ++v) {
-      if (log) {
-        a[v] = m[v];
-        b[v] = log_ge1(col_sums_f32(acc[v]));
-      } else {
-        a[v] = vf(1.0f) / col_sums_f32(acc[v]);
-      }
+      const vf sum = col_sums_f32(acc[v]);
+      a[v] = Mode == kSlabKept ? vf(1.0f) / sum : m[v];
+      b[v] = Mode == kSlabLog ? log_ge1(sum) : vf(1.0f) / sum;
       m[v] = next_m[v];
     }
   }
   // The last slab's write, on its own.
-  const float *xl = x + (count - 1) * size;
-  const slab_out last = out_of(count - 1);
+  const float *src = src_of(count - 1);
+  float *yl = y + (count - 1) * size;
   for (std::size_t v0 = 0; v0 < vecs; v0 += 4) {
     const slab_group g{inner, v0, min_size(4, vecs - v0)};
     for (std::size_t r = 0; r < n; ++r)
-      for (std::size_t k = 0; k < g.nv; ++k)
-        last.put(g, r, k,
-                 log ? slab_write_value<true>(g, r, k, xl, last, a[v0 + k], b[v0 + k])
-                     : slab_write_value<false>(g, r, k, xl, last, a[v0 + k], b[v0 + k]));
+      for (std::size_t k = 0; k < g.nv; ++k) {
+        const vf v = slab_value<Mode, false>(g, src, r, k, a[v0 + k], b[v0 + k]);
+        if (stream) slab_put<false, true>(g, yl, r, k, v);
+        else slab_put<false, false>(g, yl, r, k, v);
+      }
   }
   if (stream) isa_ops::stream_fence();
+}
+
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *scratch) {
+  if (log) slabs_of<kSlabLog>(x, y, count, n, inner, scratch);
+  else if (isa_ops::kSlabExpAgain) slabs_of<kSlabExp>(x, y, count, n, inner, scratch);
+  else slabs_of<kSlabKept>(x, y, count, n, inner, scratch);
 }
 
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
