@@ -1391,16 +1391,16 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
 // x is, lanes: the columns it holds).
 inline void col_stats_out(const col_vec &c, std::size_t n, vf m, const wide_sum &acc, const float *weights,
                           bool smooth, std::size_t lanes, float *max, float *log_sum, double *smooth_sum) {
-  alignas(64) float mv[W], lv[W];
-  alignas(64) double sv[W];
-  m.store_aligned(mv);
-  log_ge1(col_sums_f32(acc)).store_aligned(lv);
-  if (smooth) wide_lanes(col_smooth_sum(c, n, m, weights), sv);
-  for (std::size_t l = 0; l < lanes; ++l) {
-    max[l] = mv[l];
-    log_sum[l] = lv[l];
-    if (smooth) smooth_sum[l] = sv[l];
+  const vf ls = log_ge1(col_sums_f32(acc));
+  if (smooth) {
+    alignas(64) double sv[W];
+    wide_lanes(col_smooth_sum(c, n, m, weights), sv);
+    for (std::size_t l = 0; l < lanes; ++l) smooth_sum[l] = sv[l];
   }
+  // Whole vectors stored as such: the caller's vector loads of them, behind
+  // a store per lane, waited for those stores to reach the cache.
+  col_store(max, m, lanes);
+  col_store(log_sum, ls, lanes);
 }
 
 // ---------------------------------------------------------------------------
