@@ -66,8 +66,12 @@ struct isa_ops {
   __attribute__((always_inline)) static vf rows_sum(const vf *v) {
     return reduce_rows(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
   }
-  // Where row r's value is in a rows_max / rows_sum result; that value in every lane.
+  // Where row r's value is in a rows_max / rows_sum result; that value in every
+  // lane; all of them, row r's in lane r.
   static std::size_t lane_of_row(std::size_t r) { return 4 * (r % 4) + r / 4; }
+  static vf in_row_order(vf reduced) {
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), reduced);
+  }
   static vf row_lane(vf reduced, std::size_t r) {
     return _mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(lane_of_row(r))), reduced);
   }

@@ -793,12 +793,15 @@ struct tiny_rows<Ops, true> {
     vf s = exp_sums<NV, Full, kFastExp>(x, count, n, m);
     // The unclamped exp's sums are right when finite (see row_exp_sum).
     if (kFastExp && !finite_sum(s)) s = exp_sums<NV, Full, false>(x, count, n, m);
-    alignas(64) float mv[W], sv[W];
-    m.store_aligned(mv);
-    s.store_aligned(sv);
-    for (std::size_t r = 0; r < (Full ? W : count); ++r) {
-      max[r] = mv[Ops::lane_of_row(r)];
-      sum[r] = sv[Ops::lane_of_row(r)];
+    // In row order, stored whole: the caller's vector loads of them, behind a
+    // store per row, waited for those stores to reach the cache.
+    const vf mr = Ops::in_row_order(m), sr = Ops::in_row_order(s);
+    if (Full) {
+      mr.store_unaligned(max);
+      sr.store_unaligned(sum);
+    } else {
+      Ops::store_tail(max, mr, count);
+      Ops::store_tail(sum, sr, count);
     }
   }
   template <std::size_t NV>
