@@ -349,6 +349,18 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
       float *const scratch = cold ? thread_scratch(2 * n * inner) : nullptr;
       k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, !soft, scratch);
     });
+  } else if (inner > 1 && n <= kShortColumns && k.short_cols) {
+    const std::size_t spans = ceil_div(inner, kShortColumnSpan);
+    // From memory, y's rows go around the caches where they start on 64 bytes.
+    const bool stream = total > kColdElements && reinterpret_cast<std::uintptr_t>(y) % 64 == 0 &&
+                        (inner * sizeof(float)) % 64 == 0;
+    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it) {
+        const std::size_t at = (it / spans) * n * inner + (it % spans) * kShortColumnSpan;
+        k.short_cols(x + at, y + at, n, inner, min_size(kShortColumnSpan, inner - (it % spans) * kShortColumnSpan),
+                     !soft, stream);
+      }
+    });
   } else if (inner > 1) {
     const column_blocks cb(n, inner, y);
     const auto cols = soft ? k.softmax_cols : k.log_softmax_cols;

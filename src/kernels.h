@@ -38,6 +38,11 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
+// Columns of this many rows or fewer, too many for one block (inner > the
+// block width), keep each vector of columns in registers (kernel_table::short_cols).
+constexpr std::size_t kShortColumns = 8;
+// The columns a thread's item of short_cols takes at once.
+constexpr std::size_t kShortColumnSpan = 4096;
 // A pipelined run of column blocks keeps this many blocks' copies in scratch:
 // the one being copied, the one in its exp pass, the one being written.
 constexpr std::size_t kColRunSlots = 3;
@@ -186,6 +191,15 @@ struct kernel_table {
   // slab_mode), and the output is written once, around the caches.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 float *scratch);
+  // Columns [0, width) of one [n, inner] tensor, n <= kShortColumns: softmax
+  // or log-softmax, each vector of columns in registers (one read of x, one
+  // write of y). stream: whole vectors of y around the caches (y's rows 64-byte
+  // aligned). Null where there is none (scalar).
+  void (*short_cols)(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width, bool log,
+                     bool stream);
+  // stats_cols of such columns without smoothing: max and log_sum, the same bits.
+  void (*short_col_stats)(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
+                          float *log_sum);
   void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,

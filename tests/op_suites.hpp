@@ -95,10 +95,13 @@ inline void suite_row_lengths(Op op) {
 // inner > 1: column blocks. [3, 40, 300] and [3, 21, 129]: pipelined runs of
 // blocks (kernel_table::cols_run, stats_cols_run) across outer slices, whose
 // last block is partial; in the second only one column wide, before a slice's
-// first block of 128.
+// first block of 128. [3, 2, 1500] to [2, 5, 4100]: short columns, each
+// vector of them in registers (kernel_table::short_cols), the last of the
+// latter in a span of its own.
 inline void suite_inner(Op op) {
-  const std::size_t shapes[][3] = {{3, 17, 5}, {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100}, {1, 1, 7},
-                                   {2, 3, 65},  {1, 300, 129}, {3, 16385, 2}, {3, 40, 300}, {3, 21, 129}};
+  const std::size_t shapes[][3] = {{3, 17, 5},   {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100},  {1, 1, 7},
+                                   {2, 3, 65},   {1, 300, 129}, {3, 16385, 2},  {3, 40, 300}, {3, 21, 129},
+                                   {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);
@@ -123,13 +126,13 @@ inline void suite_long_columns(Op op) {
 
 // Big tensors: more than kColdElements (2^21) elements per call, where the row
 // passes stream from memory instead of running as a pipeline; a long-row
-// tensor as big; and column blocks as big, written into a 64-byte aligned
-// output, which the kernels then store around the caches. Out of place and in
+// tensor as big; and column blocks and short columns as big, written into a
+// 64-byte aligned output, which the kernels then store around the caches. Out of place and in
 // place. One thread, so that one call gets the whole tensor.
 inline void suite_big_tensors(Op op) {
   const int threads = softkit_get_num_threads();
   softkit_set_num_threads(1);
-  const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}};
+  const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}, {9, 3, 80000}};
   for (const auto &s : shapes)
     for (bool in_place : {false, true}) {
       const std::size_t total = s[0] * s[1] * s[2];

@@ -179,5 +179,6 @@ TEST_CASE("results are bitwise identical for every thread count", "[api][threads
   check_thread_invariance(3, 70001, 1);      // long rows, several chunks
   check_thread_invariance(1, 262147, 1);     // one long row
   check_thread_invariance(5, 33, 200);       // column blocks
+  check_thread_invariance(3, 5, 9000);       // short columns, in spans
   check_thread_invariance(2, 20000, 3);      // long columns
 }

@@ -14,17 +14,19 @@ using RowCheck = std::function<void(Op, const std::vector<float> &row_out)>;
 
 // Runs every op with the row `v` embedded (a) alone, (b) as the middle of three
 // rows, (c) as one column of an [2, n, 5] tensor among random rows (rows longer
-// than 1000: alone and as one column of [1, n, 2]); calls `check` on the row's
-// outputs and checks the whole tensor against the reference.
+// than 1000: alone and as one column of [1, n, 2]; rows of 8 or fewer also as
+// a column of [1, n, 1100], in the last vector's tail); calls `check` on the
+// row's outputs and checks the whole tensor against the reference.
 void check_row_everywhere(const std::vector<float> &v, const std::string &what, const RowCheck &check) {
   const std::size_t n = v.size();
   struct Layout {
     std::size_t outer, inner, o, i;
-  } layouts[] = {{1, 1, 0, 0}, {3, 1, 1, 0}, {2, 5, 1, 2}, {1, 2, 0, 1}};
+  } layouts[] = {{1, 1, 0, 0}, {3, 1, 1, 0}, {2, 5, 1, 2}, {1, 2, 0, 1}, {1, 1100, 0, 1097}};
   for (const Layout &L : layouts) {
-    // Long rows: one row alone and a narrow column; short rows: all layouts but the last.
+    // Long rows: one row alone and a narrow column; short rows: the first three.
     const std::size_t li = (std::size_t)(&L - layouts);
     if (n > 1000 ? (li == 1 || li == 2) : li == 3) continue;
+    if (li == 4 && n > 8) continue;
     auto x = make_tensor(Dist::Uniform10, L.outer, n, L.inner, n + 31 * L.inner);
     for (std::size_t k = 0; k < n; ++k) x[(L.o * n + k) * L.inner + L.i] = v[k];
     for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp}) {
@@ -258,6 +260,18 @@ TEST_CASE("special rows do not disturb their neighbours", "[specials]") {
       for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp})
         verify(op, x, 4, n, inner, "mixed specials " + shape_label(4, n, inner));
     }
+  // Short columns (kernel_table::short_cols), the specials in every other column.
+  for (std::size_t n : {1, 2, 5, 8}) {
+    const std::size_t inner = 1100;
+    auto x = make_tensor(Dist::Normal1, 4, n, inner, n * inner);
+    for (std::size_t i = 0; i < inner; i += 2) {
+      x[(0 * n + n / 2) * inner + i] = kInf;
+      x[(1 * n + (n - 1)) * inner + i] = kNaN;
+      for (std::size_t k = 0; k < n; ++k) x[(2 * n + k) * inner + i] = -kInf;
+    }
+    for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp})
+      verify(op, x, 4, n, inner, "mixed specials " + shape_label(4, n, inner));
+  }
 }
 
 // Rows of the pipelined passes (n > 128) whose exps fall far below the clamp:

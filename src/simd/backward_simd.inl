@@ -495,6 +495,8 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_softmax_cols,
                       cols_run,
                       slabs,
+                      short_cols,
+                      short_col_stats,
                       logsumexp_cols,
                       stats_cols,
                       stats_cols_run,

@@ -1728,6 +1728,101 @@ void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size
   else slabs_of<kSlabKept>(x, y, count, n, inner, scratch);
 }
 
+// ---------------------------------------------------------------------------
+// Short columns (n <= kShortColumns, inner > 1: a softmax over a few classes
+// of an image): each vector of columns keeps its n rows in registers, so x is
+// read once and y written once, with no copy and no second pass. The
+// arithmetic is softmax_cols' (log_softmax_cols'): the max and the float sum
+// of a column's rows in order (n <= kColFlush terms: the same bits as its
+// flush to double and back), 1 / sum, or x - max - log of the sum.
+template <std::size_t N, bool Log, bool Stream, bool Full>
+__attribute__((always_inline)) inline void short_cols_step(const float *x, float *y, std::size_t inner,
+                                                           std::size_t lanes) {
+  vf v[N], m(kNegInf);
+  for (std::size_t r = 0; r < N; ++r) {
+    prefetch_region(x + r * inner, sizeof(vf));
+    v[r] = Full ? vf::load_unaligned(x + r * inner) : isa_ops::load_tail(x + r * inner, lanes, kNegInf);
+    m = xsimd::max(m, v[r]);
+  }
+  vf s(0.0f);
+  for (std::size_t r = 0; r < N; ++r) {
+    v[r] = v[r] - m;
+    const vf e = exp_nonpos<Log>(v[r]);
+    s += e;
+    if (!Log) v[r] = e;
+  }
+  const vf f = Log ? log_ge1(s) : vf(1.0f) / s;
+  for (std::size_t r = 0; r < N; ++r) {
+    const vf out = Log ? v[r] - f : v[r] * f;
+    if (Stream && Full) isa_ops::store_stream(y + r * inner, out);
+    else col_store<Full>(y + r * inner, out, lanes);
+  }
+}
+
+template <std::size_t N, bool Log, bool Stream>
+void short_cols_of(const float *x, float *y, std::size_t inner, std::size_t width) {
+  std::size_t j = 0;
+  for (; j + W <= width; j += W) short_cols_step<N, Log, Stream, true>(x + j, y + j, inner, W);
+  if (j < width) short_cols_step<N, Log, Stream, false>(x + j, y + j, inner, width - j);
+  if (Stream) isa_ops::stream_fence();
+}
+
+template <std::size_t N>
+void short_cols_n(const float *x, float *y, std::size_t inner, std::size_t width, bool log, bool stream) {
+  if (log) stream ? short_cols_of<N, true, true>(x, y, inner, width) : short_cols_of<N, true, false>(x, y, inner, width);
+  else stream ? short_cols_of<N, false, true>(x, y, inner, width) : short_cols_of<N, false, false>(x, y, inner, width);
+}
+
+// The stats of short columns, as stats_cols has them without smoothing: each
+// column's max and the log of its sum of exp(x - max). For the cross-entropy
+// (+18-48% at [16, 5, 20000], [16, 2, 65536], [4096, 4, 16]: the logits its
+// losses read are then in cache); logsumexp, which reads no more, lost 5% here.
+template <std::size_t N>
+void short_col_stats_n(const float *x, std::size_t inner, std::size_t width, float *max, float *log_sum) {
+  for (std::size_t j = 0; j < width; j += W) {
+    const std::size_t lanes = min_size(W, width - j);
+    vf v[N], m(kNegInf);
+    for (std::size_t r = 0; r < N; ++r) {
+      prefetch_region(x + r * inner + j, sizeof(vf));
+      v[r] = lanes == W ? vf::load_unaligned(x + r * inner + j) : isa_ops::load_tail(x + r * inner + j, lanes, kNegInf);
+      m = xsimd::max(m, v[r]);
+    }
+    vf s(0.0f);
+    for (std::size_t r = 0; r < N; ++r) s += exp_nonpos<true>(v[r] - m);
+    col_store(max + j, m, lanes);
+    col_store(log_sum + j, log_ge1(s), lanes);
+  }
+}
+
+void short_col_stats(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
+                     float *log_sum) {
+  switch (n) {
+    case 1: return short_col_stats_n<1>(x, inner, width, max, log_sum);
+    case 2: return short_col_stats_n<2>(x, inner, width, max, log_sum);
+    case 3: return short_col_stats_n<3>(x, inner, width, max, log_sum);
+    case 4: return short_col_stats_n<4>(x, inner, width, max, log_sum);
+    case 5: return short_col_stats_n<5>(x, inner, width, max, log_sum);
+    case 6: return short_col_stats_n<6>(x, inner, width, max, log_sum);
+    case 7: return short_col_stats_n<7>(x, inner, width, max, log_sum);
+    default: return short_col_stats_n<8>(x, inner, width, max, log_sum);
+  }
+}
+
+void short_cols(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width, bool log,
+                bool stream) {
+  static_assert(kShortColumns == 8 && kShortColumns <= kColFlush, "one case per row count");
+  switch (n) {
+    case 1: return short_cols_n<1>(x, y, inner, width, log, stream);
+    case 2: return short_cols_n<2>(x, y, inner, width, log, stream);
+    case 3: return short_cols_n<3>(x, y, inner, width, log, stream);
+    case 4: return short_cols_n<4>(x, y, inner, width, log, stream);
+    case 5: return short_cols_n<5>(x, y, inner, width, log, stream);
+    case 6: return short_cols_n<6>(x, y, inner, width, log, stream);
+    case 7: return short_cols_n<7>(x, y, inner, width, log, stream);
+    default: return short_cols_n<8>(x, y, inner, width, log, stream);
+  }
+}
+
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                     float *scratch) {
   const col_block b(x, n, stride, width, scratch);
