@@ -53,6 +53,7 @@ const std::vector<Shape> &default_shapes() {
       {65536, 16, 1},                                        // tiny rows
       {16384, 1000, 1},                                      // 64 MB, out of cache
       {8, 21, 16384},    {64, 1000, 64},                     // along axis 1 of [8,21,16384], [64,1000,64]
+      {16, 5, 65536},                                        // 5 classes of a [16, 5, 256, 256] segmentation
   };
   return s;
 }
