@@ -38,8 +38,8 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
-// Columns of this many rows or fewer, too many for one block (inner > the
-// block width), keep each vector of columns in registers (kernel_table::short_cols).
+// Columns of this many rows or fewer (inner > 1) keep each vector of columns
+// in registers (kernel_table::short_cols, short_col_stats).
 constexpr std::size_t kShortColumns = 8;
 // The columns a thread's item of short_cols takes at once.
 constexpr std::size_t kShortColumnSpan = 4096;
