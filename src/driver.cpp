@@ -342,7 +342,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   const bool soft = kind == normalize::softmax;
-  if (inner > 1 && n <= kShortColumns && k.short_cols) {
+  if (inner > 1 && n <= k.short_columns) {
     // Short columns, each vector of them in registers: faster than the slabs
     // too (AVX-512 1.3-3.9x at [4096, 4, 16], [256, 3, 1000], [4096, 8, 32]).
     const std::size_t spans = ceil_div(inner, kShortColumnSpan);

@@ -374,30 +374,31 @@ inline bool column_stats_run(const kernel_table &k, const column_blocks &cb) {
 }
 // Whether column_stats takes short columns in registers (kernel_table::short_col_stats).
 inline bool column_stats_short(const kernel_table &k, const column_blocks &cb, bool smooth) {
-  return k.short_col_stats && cb.n <= kShortColumns && !smooth;
+  return cb.n <= k.short_columns && !smooth;
 }
 
 // Each column block's stats in [b, e) of x, handed to f(item, max, log_sum,
-// smooth_sum) in order (smooth_sum null without smoothing): short columns in
-// registers, one pipelined run where the kernels have one, else block by
+// smooth_sum) in order (smooth_sum null without smoothing): one pipelined run
+// where the kernels have one (for the cross-entropy at [8, 16, 16384] 20%
+// faster than the next), else short columns in registers, else block by
 // block. The same bits any way.
 template <class F>
 void column_stats(const kernel_table &k, const float *x, const column_blocks &cb, std::size_t b, std::size_t e,
                   const float *weights, bool smooth, F &&f) {
   using Fn = std::remove_reference_t<F>;
+  if (column_stats_run(k, cb)) {
+    const col_stats_fn done = [](void *ctx, std::size_t it, const float *max, const float *log_sum,
+                                 const double *smooth_sum) { (*static_cast<Fn *>(ctx))(it, max, log_sum, smooth_sum); };
+    k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth, cb.run_scratch(),
+                     cb.slot(), done, &f);
+    return;
+  }
   if (column_stats_short(k, cb, smooth)) {
     float max[kColBlock], log_sum[kColBlock];
     for (std::size_t it = b; it < e; ++it) {
       k.short_col_stats(x + cb.offset(it), cb.n, cb.inner, cb.width_of(it), max, log_sum);
       f(it, max, log_sum, nullptr);
     }
-    return;
-  }
-  if (column_stats_run(k, cb)) {
-    const col_stats_fn done = [](void *ctx, std::size_t it, const float *max, const float *log_sum,
-                                 const double *smooth_sum) { (*static_cast<Fn *>(ctx))(it, max, log_sum, smooth_sum); };
-    k.stats_cols_run(x, cb.n, cb.inner, column_blocks::place, &cb, b, e, weights, smooth, cb.run_scratch(),
-                     cb.slot(), done, &f);
     return;
   }
   float max[kColBlock], log_sum[kColBlock];

@@ -38,9 +38,6 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
-// Columns of this many rows or fewer (inner > 1) keep each vector of columns
-// in registers (kernel_table::short_cols, short_col_stats).
-constexpr std::size_t kShortColumns = 8;
 // The columns a thread's item of short_cols takes at once.
 constexpr std::size_t kShortColumnSpan = 4096;
 // A pipelined run of column blocks keeps this many blocks' copies in scratch:
@@ -191,7 +188,7 @@ struct kernel_table {
   // slab_mode), and the output is written once, around the caches.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 float *scratch);
-  // Columns [0, width) of one [n, inner] tensor, n <= kShortColumns: softmax
+  // Columns [0, width) of one [n, inner] tensor, n <= short_columns: softmax
   // or log-softmax, each vector of columns in registers (one read of x, one
   // write of y). stream: whole vectors of y around the caches (y's rows 64-byte
   // aligned). Null where there is none (scalar).
@@ -200,6 +197,7 @@ struct kernel_table {
   // stats_cols of such columns without smoothing: max and log_sum, the same bits.
   void (*short_col_stats)(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
                           float *log_sum);
+  std::size_t short_columns;  // the most rows short_cols and short_col_stats take (0: none)
   void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,

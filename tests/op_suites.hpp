@@ -95,20 +95,20 @@ inline void suite_row_lengths(Op op) {
 // inner > 1: column blocks. [3, 40, 300] and [3, 21, 129]: pipelined runs of
 // blocks (kernel_table::cols_run, stats_cols_run) across outer slices, whose
 // last block is partial; in the second only one column wide, before a slice's
-// first block of 128. [3, 2, 1500] to [2, 5, 4100]: short columns, each
-// vector of them in registers (kernel_table::short_cols), the last of the
-// latter in a span of its own.
+// first block of 128. [3, 2, 1500] to [2, 13, 1100]: short columns, each
+// vector of them in registers (kernel_table::short_cols; 13 rows: AVX-512's
+// sums in two blocks), [2, 5, 4100]'s last columns in a span of their own.
 inline void suite_inner(Op op) {
   const std::size_t shapes[][3] = {{3, 17, 5},   {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100},  {1, 1, 7},
                                    {2, 3, 65},   {1, 300, 129}, {3, 16385, 2},  {3, 40, 300}, {3, 21, 129},
-                                   {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}};
+                                   {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}, {2, 13, 1100}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);
       verify(op, x, s[0], s[1], s[2], shape_label(s[0], s[1], s[2]) + " " + dist_name(d));
     }
   for (std::size_t inner = 1; inner <= 20; ++inner)
-    for (std::size_t n : {1, 2, 3, 7, 16, 33, 100}) {
+    for (std::size_t n : {1, 2, 3, 7, 12, 16, 33, 100}) {
       const Dist d = kAllDists[(inner + n) % 5];
       const auto x = make_tensor(d, 2, n, inner, inner * 1000 + n);
       verify(op, x, 2, n, inner, shape_label(2, n, inner) + " " + dist_name(d));

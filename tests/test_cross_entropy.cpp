@@ -105,9 +105,9 @@ TEST_CASE("cross-entropy: NULL options, the INIT macro and the default function 
 }
 
 TEST_CASE("cross-entropy options against the reference", "[cross_entropy]") {
-  // [2, 6, 1100]: short columns in registers (kernel_table::short_col_stats), many vectors wide.
+  // [2, 6, 1100], [2, 11, 700]: short columns in registers (kernel_table::short_col_stats), many vectors wide.
   const std::size_t shapes[][3] = {{4, 3, 1},     {8, 10, 1},    {3, 5, 7}, {2, 1000, 1}, {3, 33, 17},
-                                   {1, 16385, 2}, {2, 50257, 1}, {5, 1, 3}, {2, 6, 1100}};
+                                   {1, 16385, 2}, {2, 50257, 1}, {5, 1, 3}, {2, 6, 1100}, {2, 11, 700}};
   std::uint64_t seed = 11;
   for (const auto &s : shapes) {
     const std::size_t outer = s[0], classes = s[1], inner = s[2];

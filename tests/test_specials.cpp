@@ -14,8 +14,8 @@ using RowCheck = std::function<void(Op, const std::vector<float> &row_out)>;
 
 // Runs every op with the row `v` embedded (a) alone, (b) as the middle of three
 // rows, (c) as one column of an [2, n, 5] tensor among random rows (rows longer
-// than 1000: alone and as one column of [1, n, 2]; rows of 8 or fewer also as
-// a column of [1, n, 1100], in the last vector's tail); calls `check` on the
+// than 1000: alone and as one column of [1, n, 2]; rows of 16 or fewer also
+// as a column of [1, n, 1100], in the last vector's tail); calls `check` on the
 // row's outputs and checks the whole tensor against the reference.
 void check_row_everywhere(const std::vector<float> &v, const std::string &what, const RowCheck &check) {
   const std::size_t n = v.size();
@@ -26,7 +26,7 @@ void check_row_everywhere(const std::vector<float> &v, const std::string &what, 
     // Long rows: one row alone and a narrow column; short rows: the first three.
     const std::size_t li = (std::size_t)(&L - layouts);
     if (n > 1000 ? (li == 1 || li == 2) : li == 3) continue;
-    if (li == 4 && n > 8) continue;
+    if (li == 4 && n > 16) continue;
     auto x = make_tensor(Dist::Uniform10, L.outer, n, L.inner, n + 31 * L.inner);
     for (std::size_t k = 0; k < n; ++k) x[(L.o * n + k) * L.inner + L.i] = v[k];
     for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp}) {
@@ -261,7 +261,7 @@ TEST_CASE("special rows do not disturb their neighbours", "[specials]") {
         verify(op, x, 4, n, inner, "mixed specials " + shape_label(4, n, inner));
     }
   // Short columns (kernel_table::short_cols), the specials in every other column.
-  for (std::size_t n : {1, 2, 5, 8}) {
+  for (std::size_t n : {1, 2, 5, 8, 12, 16}) {
     const std::size_t inner = 1100;
     auto x = make_tensor(Dist::Normal1, 4, n, inner, n * inner);
     for (std::size_t i = 0; i < inner; i += 2) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels.h"
@@ -46,6 +47,9 @@ struct isa_ops {
   static constexpr bool kLogShortRows = false;
   // Softmax slabs keep their exps: taken again, they spill (see slab_mode).
   static constexpr bool kSlabExpAgain = false;
+  // Columns of up to 8 rows keep a vector of each in registers (see short_cols):
+  // 16 would not fit in 16 registers.
+  static constexpr std::size_t kShortColumns = 8;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for
   // k <= 63 only (x < 43.6).

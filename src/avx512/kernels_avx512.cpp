@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels.h"
@@ -45,6 +46,8 @@ struct isa_ops {
   static constexpr bool kLogShortRows = true;
   // Softmax slabs take each exp again in their write (see slab_mode).
   static constexpr bool kSlabExpAgain = true;
+  // Columns of up to 16 rows keep a vector of each in registers (see short_cols).
+  static constexpr std::size_t kShortColumns = 16;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <cstring>
 #include <xsimd/xsimd.hpp>
 
@@ -36,6 +37,8 @@ struct isa_ops {
   static constexpr bool kLogShortRows = false;       // likewise (see log_softmax_short)
   // Softmax slabs keep their exps (not measured on hardware).
   static constexpr bool kSlabExpAgain = false;
+  // Columns of up to 8 rows keep a vector of each in registers (see short_cols).
+  static constexpr std::size_t kShortColumns = 8;
   // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
   // takes 2^k for k <= 63 only (x < 43.6).
   static constexpr float kOnePassHigh = 40.0f;

@@ -497,6 +497,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       slabs,
                       short_cols,
                       short_col_stats,
+                      isa_ops::kShortColumns,
                       logsumexp_cols,
                       stats_cols,
                       stats_cols_run,

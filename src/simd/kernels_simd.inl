@@ -1729,12 +1729,31 @@ void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size
 }
 
 // ---------------------------------------------------------------------------
-// Short columns (n <= kShortColumns, inner > 1: a softmax over a few classes
-// of an image): each vector of columns keeps its n rows in registers, so x is
-// read once and y written once, with no copy and no second pass. The
-// arithmetic is softmax_cols' (log_softmax_cols'): the max and the float sum
-// of a column's rows in order (n <= kColFlush terms: the same bits as its
-// flush to double and back), 1 / sum, or x - max - log of the sum.
+// Short columns (n <= isa_ops::kShortColumns, inner > 1: a softmax over a few
+// classes of an image): each vector of columns keeps its n rows in registers,
+// so x is read once and y written once, with no copy and no second pass. The
+// arithmetic is softmax_cols' (log_softmax_cols'): the max and the sum of a
+// column's rows in order, in float kColFlush at a time and then in double,
+// 1 / sum, or x - max - log of the sum.
+
+// The sum of e[0 .. N), as col_exp_sum takes it.
+template <std::size_t N>
+__attribute__((always_inline)) inline vf short_col_sum(const vf *e) {
+  if constexpr (N <= kColFlush) {  // one float block: the double sum is the float one
+    vf s = e[0];
+    for (std::size_t r = 1; r < N; ++r) s += e[r];
+    return s;
+  } else {
+    wide_sum acc{};
+    for (std::size_t r0 = 0; r0 < N; r0 += kColFlush) {
+      vf s = e[r0];
+      for (std::size_t r = r0 + 1; r < N && r < r0 + kColFlush; ++r) s += e[r];
+      acc.add(s);
+    }
+    return col_sums_f32(acc);
+  }
+}
+
 template <std::size_t N, bool Log, bool Stream, bool Full>
 __attribute__((always_inline)) inline void short_cols_step(const float *x, float *y, std::size_t inner,
                                                            std::size_t lanes) {
@@ -1744,14 +1763,15 @@ __attribute__((always_inline)) inline void short_cols_step(const float *x, float
     v[r] = Full ? vf::load_unaligned(x + r * inner) : isa_ops::load_tail(x + r * inner, lanes, kNegInf);
     m = xsimd::max(m, v[r]);
   }
-  vf s(0.0f);
+  vf e[N];
   for (std::size_t r = 0; r < N; ++r) {
     v[r] = v[r] - m;
-    const vf e = exp_nonpos<Log>(v[r]);
-    s += e;
-    if (!Log) v[r] = e;
+    e[r] = exp_nonpos<Log>(v[r]);
   }
+  const vf s = short_col_sum<N>(e);
   const vf f = Log ? log_ge1(s) : vf(1.0f) / s;
+  if (!Log)
+    for (std::size_t r = 0; r < N; ++r) v[r] = e[r];
   for (std::size_t r = 0; r < N; ++r) {
     const vf out = Log ? v[r] - f : v[r] * f;
     if (Stream && Full) isa_ops::store_stream(y + r * inner, out);
@@ -1787,40 +1807,31 @@ void short_col_stats_n(const float *x, std::size_t inner, std::size_t width, flo
       v[r] = lanes == W ? vf::load_unaligned(x + r * inner + j) : isa_ops::load_tail(x + r * inner + j, lanes, kNegInf);
       m = xsimd::max(m, v[r]);
     }
-    vf s(0.0f);
-    for (std::size_t r = 0; r < N; ++r) s += exp_nonpos<true>(v[r] - m);
+    vf e[N];
+    for (std::size_t r = 0; r < N; ++r) e[r] = exp_nonpos<true>(v[r] - m);
     col_store(max + j, m, lanes);
-    col_store(log_sum + j, log_ge1(s), lanes);
+    col_store(log_sum + j, log_ge1(short_col_sum<N>(e)), lanes);
   }
+}
+
+// f(std::integral_constant<N>) for N = n, 1 <= n <= isa_ops::kShortColumns.
+template <class F, std::size_t... I>
+void with_short_rows(std::size_t n, F &&f, std::index_sequence<I...>) {
+  ((n == I + 1 ? (f(std::integral_constant<std::size_t, I + 1>{}), 0) : 0), ...);
 }
 
 void short_col_stats(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
                      float *log_sum) {
-  switch (n) {
-    case 1: return short_col_stats_n<1>(x, inner, width, max, log_sum);
-    case 2: return short_col_stats_n<2>(x, inner, width, max, log_sum);
-    case 3: return short_col_stats_n<3>(x, inner, width, max, log_sum);
-    case 4: return short_col_stats_n<4>(x, inner, width, max, log_sum);
-    case 5: return short_col_stats_n<5>(x, inner, width, max, log_sum);
-    case 6: return short_col_stats_n<6>(x, inner, width, max, log_sum);
-    case 7: return short_col_stats_n<7>(x, inner, width, max, log_sum);
-    default: return short_col_stats_n<8>(x, inner, width, max, log_sum);
-  }
+  with_short_rows(
+      n, [&](auto rows) { short_col_stats_n<decltype(rows)::value>(x, inner, width, max, log_sum); },
+      std::make_index_sequence<isa_ops::kShortColumns>{});
 }
 
 void short_cols(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width, bool log,
                 bool stream) {
-  static_assert(kShortColumns == 8 && kShortColumns <= kColFlush, "one case per row count");
-  switch (n) {
-    case 1: return short_cols_n<1>(x, y, inner, width, log, stream);
-    case 2: return short_cols_n<2>(x, y, inner, width, log, stream);
-    case 3: return short_cols_n<3>(x, y, inner, width, log, stream);
-    case 4: return short_cols_n<4>(x, y, inner, width, log, stream);
-    case 5: return short_cols_n<5>(x, y, inner, width, log, stream);
-    case 6: return short_cols_n<6>(x, y, inner, width, log, stream);
-    case 7: return short_cols_n<7>(x, y, inner, width, log, stream);
-    default: return short_cols_n<8>(x, y, inner, width, log, stream);
-  }
+  with_short_rows(
+      n, [&](auto rows) { short_cols_n<decltype(rows)::value>(x, y, inner, width, log, stream); },
+      std::make_index_sequence<isa_ops::kShortColumns>{});
 }
 
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
