@@ -351,9 +351,8 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
                         (inner * sizeof(float)) % 64 == 0;
     parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t it = b; it < e; ++it) {
-        const std::size_t at = (it / spans) * n * inner + (it % spans) * kShortColumnSpan;
-        k.short_cols(x + at, y + at, n, inner, min_size(kShortColumnSpan, inner - (it % spans) * kShortColumnSpan),
-                     !soft, stream);
+        const std::size_t j = (it % spans) * kShortColumnSpan, at = (it / spans) * n * inner + j;
+        k.short_cols(x + at, y + at, n, inner, min_size(kShortColumnSpan, inner - j), !soft, stream);
       }
     });
   } else if (inner > 1 && inner <= column_blocks(n, inner).width) {  // a slab per outer index

@@ -4,8 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <xsimd/xsimd.hpp>
 
 #include "kernels.h"

@@ -1754,15 +1754,25 @@ __attribute__((always_inline)) inline vf short_col_sum(const vf *e) {
   }
 }
 
-template <std::size_t N, bool Log, bool Stream, bool Full>
-__attribute__((always_inline)) inline void short_cols_step(const float *x, float *y, std::size_t inner,
-                                                           std::size_t lanes) {
-  vf v[N], m(kNegInf);
+// v[r] = a vector of row r's columns from x on (lanes of them, -inf past
+// them), each prefetched kPrefetchBytes ahead; returns their max.
+template <std::size_t N, bool Full>
+__attribute__((always_inline)) inline vf short_col_rows(const float *x, std::size_t inner, std::size_t lanes,
+                                                        vf *v) {
+  vf m(kNegInf);
   for (std::size_t r = 0; r < N; ++r) {
     prefetch_region(x + r * inner, sizeof(vf));
     v[r] = Full ? vf::load_unaligned(x + r * inner) : isa_ops::load_tail(x + r * inner, lanes, kNegInf);
     m = xsimd::max(m, v[r]);
   }
+  return m;
+}
+
+template <std::size_t N, bool Log, bool Stream, bool Full>
+__attribute__((always_inline)) inline void short_cols_step(const float *x, float *y, std::size_t inner,
+                                                           std::size_t lanes) {
+  vf v[N];
+  const vf m = short_col_rows<N, Full>(x, inner, lanes, v);
   vf e[N];
   for (std::size_t r = 0; r < N; ++r) {
     v[r] = v[r] - m;
@@ -1801,13 +1811,8 @@ template <std::size_t N>
 void short_col_stats_n(const float *x, std::size_t inner, std::size_t width, float *max, float *log_sum) {
   for (std::size_t j = 0; j < width; j += W) {
     const std::size_t lanes = min_size(W, width - j);
-    vf v[N], m(kNegInf);
-    for (std::size_t r = 0; r < N; ++r) {
-      prefetch_region(x + r * inner + j, sizeof(vf));
-      v[r] = lanes == W ? vf::load_unaligned(x + r * inner + j) : isa_ops::load_tail(x + r * inner + j, lanes, kNegInf);
-      m = xsimd::max(m, v[r]);
-    }
-    vf e[N];
+    vf v[N], e[N];
+    const vf m = lanes == W ? short_col_rows<N, true>(x + j, inner, W, v) : short_col_rows<N, false>(x + j, inner, lanes, v);
     for (std::size_t r = 0; r < N; ++r) e[r] = exp_nonpos<true>(v[r] - m);
     col_store(max + j, m, lanes);
     col_store(log_sum + j, log_ge1(short_col_sum<N>(e)), lanes);
@@ -1819,19 +1824,19 @@ template <class F, std::size_t... I>
 void with_short_rows(std::size_t n, F &&f, std::index_sequence<I...>) {
   ((n == I + 1 ? (f(std::integral_constant<std::size_t, I + 1>{}), 0) : 0), ...);
 }
+template <class F>
+void with_short_rows(std::size_t n, F &&f) {
+  with_short_rows(n, f, std::make_index_sequence<isa_ops::kShortColumns>{});
+}
 
 void short_col_stats(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
                      float *log_sum) {
-  with_short_rows(
-      n, [&](auto rows) { short_col_stats_n<decltype(rows)::value>(x, inner, width, max, log_sum); },
-      std::make_index_sequence<isa_ops::kShortColumns>{});
+  with_short_rows(n, [&](auto rows) { short_col_stats_n<decltype(rows)::value>(x, inner, width, max, log_sum); });
 }
 
 void short_cols(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width, bool log,
                 bool stream) {
-  with_short_rows(
-      n, [&](auto rows) { short_cols_n<decltype(rows)::value>(x, y, inner, width, log, stream); },
-      std::make_index_sequence<isa_ops::kShortColumns>{});
+  with_short_rows(n, [&](auto rows) { short_cols_n<decltype(rows)::value>(x, y, inner, width, log, stream); });
 }
 
 void logsumexp_cols(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
