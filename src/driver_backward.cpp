@@ -5,6 +5,7 @@
 // bitwise identical for any thread count.
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -320,7 +321,17 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   const bool log = kind == normalize::log_softmax;
-  if (inner > 1) {
+  if (inner > 1 && n <= k.short_columns) {  // as run_softmax's short columns
+    const std::size_t spans = ceil_div(inner, kShortColumnSpan);
+    const bool stream = total > kColdElements && reinterpret_cast<std::uintptr_t>(dx) % 64 == 0 &&
+                        (inner * sizeof(float)) % 64 == 0;
+    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t it = b; it < e; ++it) {
+        const std::size_t j = (it % spans) * kShortColumnSpan, at = (it / spans) * n * inner + j;
+        k.short_cols_backward(y + at, dy + at, dx + at, n, inner, min_size(kShortColumnSpan, inner - j), log, stream);
+      }
+    });
+  } else if (inner > 1) {
     const column_blocks cb(n, inner, dx);
     const bool stream = total > kColdElements;  // from memory: dx may go around the caches
     parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {

@@ -82,8 +82,11 @@ TEST_CASE("backward accuracy: rows of every length", "[backward][accuracy]") {
 }
 
 TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]") {
-  const std::size_t shapes[][3] = {{3, 5, 7},   {2, 1000, 64}, {1, 21, 4096}, {4, 7, 100}, {2, 33, 19},
-                                   {1, 20000, 3}, {3, 1, 9},   {2, 300, 1030}, {1, 2, 2}};
+  // Short columns (16 rows or fewer: one vector of columns in registers) with
+  // tails, a span boundary ([2, 8, 4100]) and the most rows (16, AVX-512; 8, AVX2).
+  const std::size_t shapes[][3] = {{3, 5, 7},     {2, 1000, 64}, {1, 21, 4096}, {4, 7, 100},  {2, 33, 19},
+                                   {1, 20000, 3}, {3, 1, 9},     {2, 300, 1030}, {1, 2, 2},   {2, 16, 1100},
+                                   {3, 9, 37},    {2, 8, 4100}};
   std::uint64_t seed = 100;
   for (const auto &s : shapes) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
@@ -108,8 +111,9 @@ TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]
 }
 
 TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backward]") {
-  // Rows of 40 and 20000 (long rows) and columns; specials in rows 0..4.
-  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{6, 40, 1}, {6, 20000, 1}, {2, 40, 3}, {6, 3, 1}}) {
+  // Rows of 40 and 20000 (long rows), columns and short columns; specials in rows 0..4.
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{6, 40, 1}, {6, 20000, 1}, {2, 40, 3}, {6, 3, 1},
+                                                                {2, 5, 37}, {2, 16, 20}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     auto x = make_tensor(Dist::Normal1, outer, n, inner, 9);
     auto at = [&](std::size_t row, std::size_t k) -> float & { return row_elem(x, n, inner, row, k); };
@@ -144,8 +148,11 @@ TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backwa
 // formula for any floats, as the double reference computes it. Rows, long rows
 // (chunks) and columns.
 TEST_CASE("backward: inputs near the float range", "[backward]") {
-  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}}) {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{
+           {3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}, {2, 8, 37}, {1, 12, 20}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
+    // The large terms 64 rows apart (in different float blocks), or 2 in short columns.
+    const std::size_t q = n > 193 ? 64 : 2;
     for (bool log : {false, true}) {
       for (int kind = 0; kind < 4; ++kind) {
         if (kind == 3 && log) continue;
@@ -160,23 +167,23 @@ TEST_CASE("backward: inputs near the float range", "[backward]") {
           }
         for (std::size_t row = 0; row < outer * inner; ++row) {
           if (kind == 0) {  // sum beyond the float range: 4 * 0.5 * 3e38 (softmax), 4 * 3e38 (log)
-            for (std::size_t k : {1, 65, 129, 193}) {
+            for (std::size_t k : {1 + 0 * q, 1 + q, 1 + 2 * q, 1 + 3 * q}) {
               at(y, row, k) = log ? -1.0f : 0.5f;
               at(dy, row, k) = 3e38f;
             }
           } else if (kind == 1) {  // sum 2e38 in range, dy - sum = -4e38 out of it
-            for (std::size_t k : {1, 65}) {
+            for (std::size_t k : {1 + 0 * q, 1 + q}) {
               at(y, row, k) = log ? -1.0f : 0.5f;
               at(dy, row, k) = log ? 1e38f : 2e38f;
             }
             at(dy, row, 2) = -2e38f;
           } else if (kind == 2) {  // float blocks overflow, the sum cancels: +3e38 twice, then -3e38 twice
-            for (std::size_t k : {0, 64, 128, 192}) {
+            for (std::size_t k : {0 * q, q, 2 * q, 3 * q}) {
               at(y, row, k) = log ? -1.0f : 1.0f;
-              at(dy, row, k) = k < 128 ? 3e38f : -3e38f;
+              at(dy, row, k) = k < 2 * q ? 3e38f : -3e38f;
             }
           } else {  // softmax: sum 5.8e38 beyond the float range, dy/2 - sum/2 = -3.9e38 too
-            for (std::size_t k : {1, 65, 129, 193}) {
+            for (std::size_t k : {1 + 0 * q, 1 + q, 1 + 2 * q, 1 + 3 * q}) {
               at(y, row, k) = 0.5f;
               at(dy, row, k) = 3e38f;
             }
@@ -426,8 +433,22 @@ TEST_CASE("backward: central differences of the reference loss", "[backward]") {
   }
 }
 
+// The formulas hold for any y, not only forward outputs: log-softmax y > 0
+// (exp(y) > 1, past the float range above 88.7), softmax y > 1.
+TEST_CASE("backward: any y, log-softmax's above 0", "[backward]") {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{3, 40, 1}, {2, 33, 19}, {2, 5, 37}, {1, 16, 20}}) {
+    const std::size_t outer = s[0], n = s[1], inner = s[2];
+    for (bool log : {false, true}) {
+      auto y = bw::uniform(outer * n * inner, -3.0f, 3.0f, 31);
+      const auto dy = bw::uniform(y.size(), -1.0f, 1.0f, 32);
+      if (log) y[y.size() / 2] = 90.0f;  // one exp(y) beyond the float range
+      verify_sm(log, y, dy, outer, n, inner, "any y " + shape_label(outer, n, inner));
+    }
+  }
+}
+
 TEST_CASE("backward: in place (dx == y, dx == dy)", "[backward]") {
-  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{5, 37, 1}, {1, 40000, 1}, {3, 17, 70}}) {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{5, 37, 1}, {1, 40000, 1}, {3, 17, 70}, {3, 5, 70}, {2, 16, 33}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     const auto x = make_tensor(Dist::Normal1, outer, n, inner, 2);
     const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 3);
@@ -452,15 +473,19 @@ TEST_CASE("backward: in place (dx == y, dx == dy)", "[backward]") {
 // allow (the cross-entropy gradient's target term in the same write). Against
 // the reference, and in place with the same bits.
 TEST_CASE("backward: column blocks from memory, out of place and in place", "[backward][big]") {
-  const std::size_t outer = 7, n = 21, inner = 16384;
+  // [2, 5, 262144]: short columns (each vector of them in registers) from memory.
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{7, 21, 16384}, {2, 5, 262144}}) {
+  const std::size_t outer = s[0], n = s[1], inner = s[2];
   const auto x = make_tensor(Dist::Normal30, outer, n, inner, 5);
   const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 6);
-  const auto t = bw::targets(outer * inner, n, 1, 0.2, 7);
-  const auto w = bw::uniform(n, 0.1f, 2.5f, 8);
-  const std::string ce_label = shape_label(outer, n, inner) + " from memory";
-  verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_MEAN, 1), {1.75f}, ce_label);
-  verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_NONE, 1, 0.3f, w.data()),
-                  dloss_for(SOFTKIT_REDUCTION_NONE, outer * inner, 9), ce_label + " weighted e 0.3");
+  if (n > 16) {
+    const auto t = bw::targets(outer * inner, n, 1, 0.2, 7);
+    const auto w = bw::uniform(n, 0.1f, 2.5f, 8);
+    const std::string ce_label = shape_label(outer, n, inner) + " from memory";
+    verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_MEAN, 1), {1.75f}, ce_label);
+    verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_NONE, 1, 0.3f, w.data()),
+                    dloss_for(SOFTKIT_REDUCTION_NONE, outer * inner, 9), ce_label + " weighted e 0.3");
+  }
   for (bool log : {false, true}) {
     const auto y = forward(log, x, outer, n, inner);
     const std::string label = shape_label(outer, n, inner) + " from memory";
@@ -474,10 +499,11 @@ TEST_CASE("backward: column blocks from memory, out of place and in place", "[ba
     INFO(label << " in place");
     CHECK(differ == 0);
   }
+  }
 }
 
 TEST_CASE("backward: bitwise identical for 1 to 4 threads", "[backward][threads]") {
-  const std::size_t shapes[][3] = {{300, 1000, 1}, {3, 50257, 1}, {4, 64, 3000}, {2, 20000, 5}};
+  const std::size_t shapes[][3] = {{300, 1000, 1}, {3, 50257, 1}, {4, 64, 3000}, {2, 20000, 5}, {3, 5, 9000}};
   for (const auto &s : shapes) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     const auto x = make_tensor(Dist::Normal30, outer, n, inner, 4);

@@ -383,6 +383,70 @@ void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size
   }
 }
 
+// Short columns (n <= isa_ops::kShortColumns, inner > 1), as the forward's
+// short_cols: each vector of columns sums its n rows in a float register (one
+// block of kFlush or fewer, the bits of softmax_backward_cols) and writes them
+// while they are still in L1, with no copy. A vector whose sums leave the
+// float form takes the double form lane by lane, as a block does.
+template <bool Log>
+__attribute__((noinline, cold)) void short_bwd_wide(const float *y, const float *dy, float *dx, std::size_t n,
+                                                    std::size_t inner, std::size_t lanes, vf s) {
+  alignas(64) float f[W];
+  s.store_aligned(f);
+  for (std::size_t l = 0; l < lanes; ++l) {
+    const double c = std::isfinite(f[l]) ? f[l] : bwd_sum_wide<Log>(y + l, dy + l, n, inner);
+    bwd_write_wide<Log>(y + l, dy + l, dx + l, n, inner, c);
+  }
+}
+
+// A log-softmax vector with a y > 0, its lanes' sums in s.
+__attribute__((noinline, cold)) inline vf short_log_bwd_wide(vf y, vf dy, vf s) {
+  alignas(64) float f[W];
+  s.store_aligned(f);
+  double sd[W];
+  for (std::size_t l = 0; l < W; ++l) sd[l] = f[l];
+  return log_bwd_out_wide(y, dy, sd, 1);
+}
+
+template <std::size_t N, bool Log, bool Stream, bool Full>
+__attribute__((always_inline)) inline void short_bwd_step(const float *y, const float *dy, float *dx,
+                                                          std::size_t inner, std::size_t lanes) {
+  auto load = [&](const float *p) { return Full ? vf::load_unaligned(p) : isa_ops::load_tail(p, lanes, 0.0f); };
+  vf s(0.0f);
+  for (std::size_t r = 0; r < N; ++r) {
+    if (!Log) prefetch_region(y + r * inner, sizeof(vf));
+    prefetch_region(dy + r * inner, sizeof(vf));
+    s = bwd_term<Log>(load(y + r * inner), load(dy + r * inner), s);
+  }
+  if (__builtin_expect(!xsimd::all(xsimd::abs(s) <= vf(__FLT_MAX__)), 0))
+    return short_bwd_wide<Log>(y, dy, dx, N, inner, lanes, s);
+  const vf f = Log ? s : s * vf(0.5f);  // bwd_float_sum
+  for (std::size_t r = 0; r < N; ++r) {
+    const vf a = load(y + r * inner), b = load(dy + r * inner);
+    const vf out = Log && __builtin_expect(xsimd::any(a > vf(0.0f)), 0) ? short_log_bwd_wide(a, b, s)
+                                                                        : bwd_out_float<Log>(a, b, f);
+    if (Stream && Full) isa_ops::store_stream(dx + r * inner, out);
+    else col_store<Full>(dx + r * inner, out, lanes);
+  }
+}
+
+template <std::size_t N, bool Log, bool Stream>
+void short_bwd_of(const float *y, const float *dy, float *dx, std::size_t inner, std::size_t width) {
+  std::size_t j = 0;
+  for (; j + W <= width; j += W) short_bwd_step<N, Log, Stream, true>(y + j, dy + j, dx + j, inner, W);
+  if (j < width) short_bwd_step<N, Log, Stream, false>(y + j, dy + j, dx + j, inner, width - j);
+  if (Stream) isa_ops::stream_fence();
+}
+
+void short_cols_backward(const float *y, const float *dy, float *dx, std::size_t n, std::size_t inner,
+                         std::size_t width, bool log, bool stream) {
+  with_short_rows(n, [&](auto rows) {
+    constexpr std::size_t N = decltype(rows)::value;
+    if (log) stream ? short_bwd_of<N, true, true>(y, dy, dx, inner, width) : short_bwd_of<N, true, false>(y, dy, dx, inner, width);
+    else stream ? short_bwd_of<N, false, true>(y, dy, dx, inner, width) : short_bwd_of<N, false, false>(y, dy, dx, inner, width);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Soft targets: per row sum_c w t' (m - x[c]) and sum_c w t', t' = keep * t + add.
 
@@ -508,6 +572,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       softmax_backward_chunk_sum,
                       softmax_backward_chunk_write,
                       softmax_backward_cols,
+                      short_cols_backward,
                       soft_ce_rows,
                       soft_ce_chunk,
                       soft_ce_cols};
