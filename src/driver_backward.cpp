@@ -51,6 +51,32 @@ struct grad_setup {
     const double soft = g * smooth_coef;
     return {static_cast<float>(hard + soft * weight_total), static_cast<float>(soft), static_cast<float>(hard), t};
   }
+
+  // of() for samples [first, first + count), one lane each (ce_grad_lanes).
+  // Without smoothing, with no branch on the ignored samples: they come at
+  // random, and a mispredicted branch costs more than the sample's gradient.
+  void lanes(const int64_t *targets, std::size_t first, std::size_t count, float *a, float *b, float *c,
+             float *t) const {
+    if (smoothing != 0.0) {
+      for (std::size_t l = 0; l < count; ++l) {
+        const ce_grad f = of(targets[first + l], first + l);
+        a[l] = f.a;
+        b[l] = f.b;
+        c[l] = f.c;
+        t[l] = f.t >= 0 ? static_cast<float>(f.t) : -1.0f;
+      }
+      return;
+    }
+    for (std::size_t l = 0; l < count; ++l) {
+      const int64_t target = targets[first + l];
+      const bool ignored = target == ignore_index;
+      const double g = none ? static_cast<double>(dloss[first + l]) : scale;
+      const double gw = g * (weights ? static_cast<double>(weights[ignored ? 0 : target]) : 1.0);
+      a[l] = c[l] = ignored ? 0.0f : static_cast<float>(gw);
+      b[l] = 0.0f;
+      t[l] = ignored ? -1.0f : static_cast<float>(target);
+    }
+  }
 };
 
 void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
@@ -68,6 +94,22 @@ void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const
 
 void grad_cols(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
                std::size_t outer, std::size_t n, std::size_t inner, int threads) {
+  if (n <= k.short_columns) {  // as run_softmax's short columns, kColBlock columns an item
+    const std::size_t spans = ceil_div(inner, kColBlock);
+    const bool stream = outer * n * inner > kColdElements && reinterpret_cast<std::uintptr_t>(dx) % 64 == 0 &&
+                        (inner * sizeof(float)) % 64 == 0;
+    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
+      float a[kColBlock], bs[kColBlock], c[kColBlock], t[kColBlock];
+      const ce_grad_lanes g{a, bs, c, t, s.smoothing != 0.0};
+      for (std::size_t it = b; it < e; ++it) {
+        const std::size_t o = it / spans, j = (it % spans) * kColBlock, width = min_size(kColBlock, inner - j);
+        const std::size_t first = o * inner + j, at = o * n * inner + j;
+        s.lanes(targets, first, width, a, bs, c, t);
+        k.ce_grad_short_cols(x + at, dx + at, n, inner, width, s.weights, &g, stream);
+      }
+    });
+    return;
+  }
   const column_blocks cb(n, inner, dx);
   const bool stream = outer * n * inner > kColdElements;  // from memory: dx may go around the caches
   parallel_ranges(cb.items(outer), threads, [&](std::size_t b, std::size_t e) {
@@ -186,13 +228,17 @@ softkit_status run_cross_entropy_backward(const float *logits, const int64_t *ta
       (o.class_weights && overlaps(dlogits, bytes, o.class_weights, classes * sizeof(float))))
     return SOFTKIT_ERROR_INVALID_ARGUMENT;
   // Every target is checked before anything is written; MEAN's divisor on the way.
-  double divisor = 0.0;
+  // Unweighted, a count: a double sum of ones would cost 4 cycles a sample.
+  double weighted = 0.0;
+  std::size_t counted = 0;
   for (std::size_t i = 0; i < samples; ++i) {
     const int64_t t = targets[i];
     if (t == o.ignore_index) continue;
     if (t < 0 || static_cast<uint64_t>(t) >= classes) return SOFTKIT_ERROR_TARGET_OUT_OF_RANGE;
-    divisor += o.class_weights ? static_cast<double>(o.class_weights[t]) : 1.0;
+    if (o.class_weights) weighted += static_cast<double>(o.class_weights[t]);
+    else ++counted;
   }
+  const double divisor = o.class_weights ? weighted : static_cast<double>(counted);
 
   grad_setup s{};
   s.weights = o.class_weights;

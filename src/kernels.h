@@ -75,6 +75,13 @@ struct ce_grad {
   float a, b, c;
   int64_t t;
 };
+// The same for a span of columns, one lane per column: t the target's row as
+// a float (exact where n <= short_columns), -1 for none; smooth: b may be
+// nonzero (label smoothing), else it is not read.
+struct ce_grad_lanes {
+  const float *a, *b, *c, *t;
+  bool smooth;
+};
 
 // Statistics of a span for soft-target cross-entropy, t'[c] = keep * t[c] + add:
 // max, sum of exp(x - max), sum of w[c] t'[c] (max - x[c]) and sum of w[c] t'[c].
@@ -218,6 +225,11 @@ struct kernel_table {
   // scratch and stream as for softmax_cols.
   void (*ce_grad_cols)(const float *x, float *dx, std::size_t n, std::size_t stride, std::size_t width,
                        const float *weights, const ce_grad *g, float *scratch, bool stream);
+  // Columns [0, width) of one [n, inner] tensor, n <= short_columns, each
+  // vector of them in registers as short_cols takes them; g's lanes one per
+  // column, stream as there. Null where there is none (scalar).
+  void (*ce_grad_short_cols)(const float *x, float *dx, std::size_t n, std::size_t inner, std::size_t width,
+                             const float *weights, const ce_grad_lanes *g, bool stream);
 
   // --- softmax / log-softmax backward; log selects log-softmax. With y the
   // forward output: softmax dx = y * (dy - sum(dy * y)), log-softmax

@@ -478,14 +478,12 @@ TEST_CASE("backward: column blocks from memory, out of place and in place", "[ba
   const std::size_t outer = s[0], n = s[1], inner = s[2];
   const auto x = make_tensor(Dist::Normal30, outer, n, inner, 5);
   const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 6);
-  if (n > 16) {
-    const auto t = bw::targets(outer * inner, n, 1, 0.2, 7);
-    const auto w = bw::uniform(n, 0.1f, 2.5f, 8);
-    const std::string ce_label = shape_label(outer, n, inner) + " from memory";
-    verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_MEAN, 1), {1.75f}, ce_label);
-    verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_NONE, 1, 0.3f, w.data()),
-                    dloss_for(SOFTKIT_REDUCTION_NONE, outer * inner, 9), ce_label + " weighted e 0.3");
-  }
+  const auto t = bw::targets(outer * inner, n, 1, 0.2, 7);
+  const auto w = bw::uniform(n, 0.1f, 2.5f, 8);
+  const std::string ce_label = shape_label(outer, n, inner) + " from memory";
+  verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_MEAN, 1), {1.75f}, ce_label);
+  verify_backward(x, t, outer, n, inner, tu::ce_opts(SOFTKIT_REDUCTION_NONE, 1, 0.3f, w.data()),
+                  dloss_for(SOFTKIT_REDUCTION_NONE, outer * inner, 9), ce_label + " weighted e 0.3");
   for (bool log : {false, true}) {
     const auto y = forward(log, x, outer, n, inner);
     const std::string label = shape_label(outer, n, inner) + " from memory";

@@ -137,6 +137,49 @@ void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, 
     if (g[l].t >= 0) dx[static_cast<std::size_t>(g[l].t) * stride + l] -= g[l].c;
 }
 
+// Short columns (n <= isa_ops::kShortColumns, inner > 1), as the forward's
+// short_cols: x read once, dx written once, the exps in registers; the bits of
+// ce_grad_cols (its exps and sums, then e * a / sum - b * w - [r == t] c).
+template <std::size_t N, bool Smooth, bool Stream, bool Full>
+__attribute__((always_inline)) inline void ce_grad_short_step(const float *x, float *dx, std::size_t inner,
+                                                              std::size_t lanes, const vf *wr, const ce_grad_lanes &g,
+                                                              std::size_t j) {
+  vf e[N];
+  const vf m = short_col_rows<N, Full>(x + j, inner, lanes, e);
+  for (std::size_t r = 0; r < N; ++r) e[r] = exp_nonpos(e[r] - m);
+  auto load = [&](const float *p) { return Full ? vf::load_unaligned(p + j) : isa_ops::load_tail(p + j, lanes, 0.0f); };
+  const vf sc = load(g.a) / short_col_sum<N>(e), t = load(g.t), c = load(g.c);
+  const vf nb = Smooth ? -load(g.b) : vf(0.0f);
+  for (std::size_t r = 0; r < N; ++r) {
+    const vf o = (Smooth ? xsimd::fma(e[r], sc, nb * wr[r]) : e[r] * sc) -
+                 xsimd::select(t == vf(static_cast<float>(r)), c, vf(0.0f));
+    if (Stream && Full) isa_ops::store_stream(dx + j + r * inner, o);
+    else col_store<Full>(dx + j + r * inner, o, lanes);
+  }
+}
+
+template <std::size_t N, bool Smooth, bool Stream>
+void ce_grad_short_of(const float *x, float *dx, std::size_t inner, std::size_t width, const float *w,
+                      const ce_grad_lanes &g) {
+  vf wr[N];
+  for (std::size_t r = 0; r < N; ++r) wr[r] = vf(w ? w[r] : 1.0f);
+  std::size_t j = 0;
+  for (; j + W <= width; j += W) ce_grad_short_step<N, Smooth, Stream, true>(x, dx, inner, W, wr, g, j);
+  if (j < width) ce_grad_short_step<N, Smooth, Stream, false>(x, dx, inner, width - j, wr, g, j);
+  if (Stream) isa_ops::stream_fence();
+}
+
+void ce_grad_short_cols(const float *x, float *dx, std::size_t n, std::size_t inner, std::size_t width,
+                        const float *w, const ce_grad_lanes *g, bool stream) {
+  with_short_rows(n, [&](auto rows) {
+    constexpr std::size_t N = decltype(rows)::value;
+    if (g->smooth) stream ? ce_grad_short_of<N, true, true>(x, dx, inner, width, w, *g)
+                          : ce_grad_short_of<N, true, false>(x, dx, inner, width, w, *g);
+    else stream ? ce_grad_short_of<N, false, true>(x, dx, inner, width, w, *g)
+                : ce_grad_short_of<N, false, false>(x, dx, inner, width, w, *g);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Softmax backward dx = y * (dy - sum(dy * y)); log-softmax backward
 // dx = dy - exp(y) * sum(dy).
@@ -568,6 +611,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       ce_grad_rows,
                       ce_grad_scale,
                       ce_grad_cols,
+                      ce_grad_short_cols,
                       softmax_backward_rows,
                       softmax_backward_chunk_sum,
                       softmax_backward_chunk_write,
