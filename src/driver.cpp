@@ -345,15 +345,9 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   if (inner > 1 && n <= k.short_columns) {
     // Short columns, each vector of them in registers: faster than the slabs
     // too (AVX-512 1.3-3.9x at [4096, 4, 16], [256, 3, 1000], [4096, 8, 32]).
-    const std::size_t spans = ceil_div(inner, kShortColumnSpan);
-    // From memory, y's rows go around the caches where they start on 64 bytes.
-    const bool stream = total > kColdElements && reinterpret_cast<std::uintptr_t>(y) % 64 == 0 &&
-                        (inner * sizeof(float)) % 64 == 0;
-    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t it = b; it < e; ++it) {
-        const std::size_t j = (it % spans) * kShortColumnSpan, at = (it / spans) * n * inner + j;
-        k.short_cols(x + at, y + at, n, inner, min_size(kShortColumnSpan, inner - j), !soft, stream);
-      }
+    const bool stream = short_columns_stream(total, y, inner);
+    short_column_spans(outer, n, inner, kShortColumnSpan, threads, [&](std::size_t, std::size_t at, std::size_t width) {
+      k.short_cols(x + at, y + at, n, inner, width, !soft, stream);
     });
   } else if (inner > 1 && inner <= column_blocks(n, inner).width) {  // a slab per outer index
     // From memory, two slabs of scratch per thread keep the exps in cache.

@@ -95,18 +95,12 @@ void grad_rows(const kernel_table &k, const grad_setup &s, const float *x, const
 void grad_cols(const kernel_table &k, const grad_setup &s, const float *x, const int64_t *targets, float *dx,
                std::size_t outer, std::size_t n, std::size_t inner, int threads) {
   if (n <= k.short_columns) {  // as run_softmax's short columns, kColBlock columns an item
-    const std::size_t spans = ceil_div(inner, kColBlock);
-    const bool stream = outer * n * inner > kColdElements && reinterpret_cast<std::uintptr_t>(dx) % 64 == 0 &&
-                        (inner * sizeof(float)) % 64 == 0;
-    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
-      float a[kColBlock], bs[kColBlock], c[kColBlock], t[kColBlock];
-      const ce_grad_lanes g{a, bs, c, t, s.smoothing != 0.0};
-      for (std::size_t it = b; it < e; ++it) {
-        const std::size_t o = it / spans, j = (it % spans) * kColBlock, width = min_size(kColBlock, inner - j);
-        const std::size_t first = o * inner + j, at = o * n * inner + j;
-        s.lanes(targets, first, width, a, bs, c, t);
-        k.ce_grad_short_cols(x + at, dx + at, n, inner, width, s.weights, &g, stream);
-      }
+    const bool stream = short_columns_stream(outer * n * inner, dx, inner);
+    short_column_spans(outer, n, inner, kColBlock, threads, [&](std::size_t first, std::size_t at, std::size_t width) {
+      float a[kColBlock], b[kColBlock], c[kColBlock], t[kColBlock];
+      s.lanes(targets, first, width, a, b, c, t);
+      const ce_grad_lanes g{a, b, c, t, s.smoothing != 0.0};
+      k.ce_grad_short_cols(x + at, dx + at, n, inner, width, s.weights, &g, stream);
     });
     return;
   }
@@ -368,14 +362,9 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   const int threads = threads_for(total);
   const bool log = kind == normalize::log_softmax;
   if (inner > 1 && n <= k.short_columns) {  // as run_softmax's short columns
-    const std::size_t spans = ceil_div(inner, kShortColumnSpan);
-    const bool stream = total > kColdElements && reinterpret_cast<std::uintptr_t>(dx) % 64 == 0 &&
-                        (inner * sizeof(float)) % 64 == 0;
-    parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t it = b; it < e; ++it) {
-        const std::size_t j = (it % spans) * kShortColumnSpan, at = (it / spans) * n * inner + j;
-        k.short_cols_backward(y + at, dy + at, dx + at, n, inner, min_size(kShortColumnSpan, inner - j), log, stream);
-      }
+    const bool stream = short_columns_stream(total, dx, inner);
+    short_column_spans(outer, n, inner, kShortColumnSpan, threads, [&](std::size_t, std::size_t at, std::size_t width) {
+      k.short_cols_backward(y + at, dy + at, dx + at, n, inner, width, log, stream);
     });
   } else if (inner > 1) {
     const column_blocks cb(n, inner, dx);
@@ -389,6 +378,24 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   } else if (n <= kRowChunk) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
       k.softmax_backward_rows(y + b * n, dy + b * n, dx + b * n, e - b, n, log);
+    });
+  } else if (whole_rows(outer, threads)) {
+    // Each row's write right after its sum, while its y and dy are in cache
+    // (softmax backward at 32 x 50257 had read them twice from L3). The
+    // chunks' sums add up in the order below: the same bits.
+    const chunking ch(n);
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t o = b; o < e; ++o) {
+        double sum = 0.0;
+        for (std::size_t c = 0; c < ch.chunks; ++c) {
+          const std::size_t off = o * n + ch.begin(c);
+          sum += k.softmax_backward_chunk_sum(y + off, dy + off, ch.length(c), log);
+        }
+        for (std::size_t c = 0; c < ch.chunks; ++c) {
+          const std::size_t off = o * n + ch.begin(c);
+          k.softmax_backward_chunk_write(y + off, dy + off, dx + off, ch.length(c), sum, log);
+        }
+      }
     });
   } else {
     const chunking ch(n);

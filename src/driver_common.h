@@ -247,12 +247,18 @@ void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std:
   }
 }
 
+// Whether long rows go to threads whole: the threads then share them evenly
+// enough (else each row's chunks are split among them).
+inline bool whole_rows(std::size_t outer, int threads) {
+  const std::size_t t = static_cast<std::size_t>(threads);
+  return t <= 1 || outer % t == 0 || outer >= 4 * t;
+}
+
 // The fusion for a long-row op that writes: in cache and whole rows per
 // thread, everything; from memory, nothing.
 inline fuse write_fusion(std::size_t outer, std::size_t n, int threads) {
-  const std::size_t t = static_cast<std::size_t>(threads);
   if (outer * n > kColdElements) return fuse::none;
-  return t <= 1 || outer % t == 0 || outer >= 4 * t ? fuse::max_write : fuse::max;
+  return whole_rows(outer, threads) ? fuse::max_write : fuse::max;
 }
 
 // The first pass over all (row, chunk) items, each thread walking its range
@@ -409,6 +415,25 @@ void column_stats(const kernel_table &k, const float *x, const column_blocks &cb
                  scratch);
     f(it, max, log_sum, smooth ? smooth_sum : nullptr);
   }
+}
+
+// Short columns (n <= kernel_table::short_columns, inner > 1) a span of up
+// to `span` columns an item, across threads: f(first sample of the span, its
+// offset in the tensor, its width).
+template <class F>
+void short_column_spans(std::size_t outer, std::size_t n, std::size_t inner, std::size_t span, int threads, F &&f) {
+  const std::size_t spans = ceil_div(inner, span);
+  parallel_ranges(outer * spans, threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) {
+      const std::size_t o = it / spans, j = (it % spans) * span;
+      f(o * inner + j, o * n * inner + j, min_size(span, inner - j));
+    }
+  });
+}
+// Whether short columns' output goes around the caches: from memory, where
+// its rows start on 64 bytes.
+inline bool short_columns_stream(std::size_t total, const float *out, std::size_t inner) {
+  return total > kColdElements && reinterpret_cast<std::uintptr_t>(out) % 64 == 0 && (inner * sizeof(float)) % 64 == 0;
 }
 
 }  // namespace softkit
