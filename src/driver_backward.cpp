@@ -361,7 +361,7 @@ softkit_status run_softmax_backward(normalize kind, const float *y, const float 
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   const bool log = kind == normalize::log_softmax;
-  if (inner > 1 && n <= k.short_columns) {  // as run_softmax's short columns
+  if (inner > 1 && n <= k.short_backward_rows) {  // as run_softmax's short columns
     const bool stream = short_columns_stream(total, dx, inner);
     short_column_spans(outer, n, inner, kShortColumnSpan, threads, [&](std::size_t, std::size_t at, std::size_t width) {
       k.short_cols_backward(y + at, dy + at, dx + at, n, inner, width, log, stream);

@@ -82,11 +82,12 @@ TEST_CASE("backward accuracy: rows of every length", "[backward][accuracy]") {
 }
 
 TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]") {
-  // Short columns (16 rows or fewer: one vector of columns in registers) with
-  // tails, a span boundary ([2, 8, 4100]) and the most rows (16, AVX-512; 8, AVX2).
+  // Short columns (a vector of columns at a time) with tails, a span boundary
+  // ([2, 8, 4100]) and the most rows: 8 (AVX2), 16 (AVX-512's cross-entropy),
+  // 24 (its softmax backward, two sum blocks from 17 rows).
   const std::size_t shapes[][3] = {{3, 5, 7},     {2, 1000, 64}, {1, 21, 4096}, {4, 7, 100},  {2, 33, 19},
                                    {1, 20000, 3}, {3, 1, 9},     {2, 300, 1030}, {1, 2, 2},   {2, 16, 1100},
-                                   {3, 9, 37},    {2, 8, 4100}};
+                                   {3, 9, 37},    {2, 8, 4100},  {2, 24, 70}};
   std::uint64_t seed = 100;
   for (const auto &s : shapes) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
@@ -149,7 +150,7 @@ TEST_CASE("backward: specials (NaN, +inf, all -inf rows, -inf logits)", "[backwa
 // (chunks) and columns.
 TEST_CASE("backward: inputs near the float range", "[backward]") {
   for (const auto &s : std::vector<std::array<std::size_t, 3>>{
-           {3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}, {2, 8, 37}, {1, 12, 20}}) {
+           {3, 300, 1}, {3, 20000, 1}, {3, 300, 3}, {1, 300, 64}, {2, 8, 37}, {1, 12, 20}, {1, 20, 37}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     // The large terms 64 rows apart (in different float blocks), or 2 in short columns.
     const std::size_t q = n > 193 ? 64 : 2;
@@ -448,7 +449,7 @@ TEST_CASE("backward: any y, log-softmax's above 0", "[backward]") {
 }
 
 TEST_CASE("backward: in place (dx == y, dx == dy)", "[backward]") {
-  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{5, 37, 1}, {1, 40000, 1}, {3, 17, 70}, {3, 5, 70}, {2, 16, 33}}) {
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{5, 37, 1}, {1, 40000, 1}, {3, 17, 70}, {3, 5, 70}, {2, 16, 33}, {2, 21, 33}}) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];
     const auto x = make_tensor(Dist::Normal1, outer, n, inner, 2);
     const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 3);
@@ -473,8 +474,9 @@ TEST_CASE("backward: in place (dx == y, dx == dy)", "[backward]") {
 // allow (the cross-entropy gradient's target term in the same write). Against
 // the reference, and in place with the same bits.
 TEST_CASE("backward: column blocks from memory, out of place and in place", "[backward][big]") {
-  // [2, 5, 262144]: short columns (each vector of them in registers) from memory.
-  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{7, 21, 16384}, {2, 5, 262144}}) {
+  // [4, 33, 16384]: column blocks (more rows than any ISA's short columns);
+  // [2, 5, 262144]: short columns, a vector of them at a time.
+  for (const auto &s : std::vector<std::array<std::size_t, 3>>{{4, 33, 16384}, {2, 5, 262144}}) {
   const std::size_t outer = s[0], n = s[1], inner = s[2];
   const auto x = make_tensor(Dist::Normal30, outer, n, inner, 5);
   const auto dy = bw::uniform(x.size(), -1.0f, 1.0f, 6);

@@ -49,6 +49,10 @@ struct isa_ops {
   static constexpr bool kSlabExpAgain = true;
   // Columns of up to 16 rows keep a vector of each in registers (see short_cols).
   static constexpr std::size_t kShortColumns = 16;
+  // The backward's short columns (short_cols_backward): up to 24 rows, +30%
+  // over the column blocks at [8, 21, 16384], +10% at 24 rows; none at 32 and
+  // -30% at 64 (rows a power of two apart: 2 x 64 lines of one L1 set).
+  static constexpr std::size_t kShortBackwardRows = 24;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same
   // whatever the other rows are.

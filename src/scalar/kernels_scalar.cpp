@@ -307,7 +307,7 @@ constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonposi
                               logsumexp_cols,     stats_cols,        nullptr /* stats_cols_run: block by block */,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols, nullptr /* ce_grad_short_cols */,
                               softmax_backward_rows, softmax_backward_chunk_sum, softmax_backward_chunk_write,
-                              softmax_backward_cols, nullptr /* short_cols_backward */, soft_ce_rows,   soft_ce_chunk,     soft_ce_cols};
+                              softmax_backward_cols, nullptr /* short_cols_backward */, 0, soft_ce_rows,   soft_ce_chunk,     soft_ce_cols};
 
 }  // namespace
 }  // namespace scalar_impl
