@@ -83,11 +83,11 @@ TEST_CASE("backward accuracy: rows of every length", "[backward][accuracy]") {
 
 TEST_CASE("backward accuracy: column layouts (inner > 1)", "[backward][accuracy]") {
   // Short columns (a vector of columns at a time) with tails, a span boundary
-  // ([2, 8, 4100]) and the most rows: 8 (AVX2), 16 (AVX-512's cross-entropy),
-  // 24 (its softmax backward, two sum blocks from 17 rows).
+  // ([2, 8, 4100]) and the most rows: 8 (AVX2's cross-entropy), 16 (AVX-512's),
+  // 24 (the softmax backward's, two sum blocks from 17 rows).
   const std::size_t shapes[][3] = {{3, 5, 7},     {2, 1000, 64}, {1, 21, 4096}, {4, 7, 100},  {2, 33, 19},
                                    {1, 20000, 3}, {3, 1, 9},     {2, 300, 1030}, {1, 2, 2},   {2, 16, 1100},
-                                   {3, 9, 37},    {2, 8, 4100},  {2, 24, 70}};
+                                   {3, 9, 37},    {2, 8, 4100},  {2, 24, 70},   {2, 21, 53},  {1, 7, 29}};
   std::uint64_t seed = 100;
   for (const auto &s : shapes) {
     const std::size_t outer = s[0], n = s[1], inner = s[2];

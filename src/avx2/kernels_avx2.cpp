@@ -51,10 +51,11 @@ struct isa_ops {
   // Columns of up to 8 rows keep a vector of each in registers (see short_cols):
   // 16 would not fit in 16 registers.
   static constexpr std::size_t kShortColumns = 8;
-  // The backward's short columns (short_cols_backward): up to 8 rows. From
-  // 9 rows on they ran slower than the column blocks here, and from 17 (two
-  // sum blocks) ten times slower, for a cause not found (Intel family 6 model 207).
-  static constexpr std::size_t kShortBackwardRows = 8;
+  // The backward's short columns (short_cols_backward): up to 24 rows, as
+  // AVX-512 (+14-32% over the column blocks at [8, 12, 16384], -6 to +15% at
+  // 16 and 21 rows). They take a whole line of each row a step: with half a
+  // line they ran ten times slower from 17 rows on (Intel family 6 model 207).
+  static constexpr std::size_t kShortBackwardRows = 24;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for
   // k <= 63 only (x < 43.6).
