@@ -140,6 +140,9 @@ void ce_grad_cols(const float *x, float *dx, std::size_t n, std::size_t stride, 
 // Short columns (n <= isa_ops::kShortColumns, inner > 1), as the forward's
 // short_cols: x read once, dx written once, the exps in registers; the bits of
 // ce_grad_cols (its exps and sums, then e * a / sum - b * w - [r == t] c).
+// The b * w term is taken wherever smoothing is on (ce_grad_cols: in blocks
+// with some b != 0), so that a sample whose b is 0 gets 0 * w, NaN for an
+// infinite weight, as PyTorch's -g (e / C) w[j] does.
 template <std::size_t N, bool Smooth, bool Stream, bool Full>
 __attribute__((always_inline)) inline void ce_grad_short_step(const float *x, float *dx, std::size_t inner,
                                                               std::size_t lanes, const vf *wr, const ce_grad_lanes &g,
@@ -426,8 +429,8 @@ void softmax_backward_cols(const float *y, const float *dy, float *dx, std::size
   }
 }
 
-// Short columns (n <= isa_ops::kShortBackwardRows, inner > 1): each vector of columns
-// sums its n rows (in float blocks of kFlush, then double: the bits of
+// Short columns (n <= isa_ops::kShortBackwardRows, inner > 1): each step of
+// columns sums its n rows (in float blocks of kFlush, then double: the bits of
 // softmax_backward_cols) and writes them while they are still in L1, with no
 // copy. A vector whose sums leave the float form takes the double form lane
 // by lane, as a block does.
