@@ -417,9 +417,9 @@ void column_stats(const kernel_table &k, const float *x, const column_blocks &cb
   }
 }
 
-// Short columns (n <= kernel_table::short_columns, inner > 1) a span of up
-// to `span` columns an item, across threads: f(first sample of the span, its
-// offset in the tensor, its width).
+// Short columns (inner > 1, n within the kernel's short_columns or
+// short_backward_rows) a span of up to `span` columns an item, across
+// threads: f(first sample of the span, its offset in the tensor, its width).
 template <class F>
 void short_column_spans(std::size_t outer, std::size_t n, std::size_t inner, std::size_t span, int threads, F &&f) {
   const std::size_t spans = ceil_div(inner, span);

@@ -245,8 +245,9 @@ struct kernel_table {
   void (*softmax_backward_cols)(const float *y, const float *dy, float *dx, std::size_t n, std::size_t stride,
                                 std::size_t width, bool log, float *scratch, bool stream);
   // Columns [0, width) of one [n, inner] tensor, n <= short_backward_rows, a
-  // vector of columns at a time: y and dy read once from memory (the write
-  // finds them in L1), stream as for short_cols. Null where there is none (scalar).
+  // 64-byte line of each row a step (two past the rows the ISA unrolls): y
+  // and dy read once from memory (the write finds them in L1), stream as for
+  // short_cols. Null where there is none (scalar).
   void (*short_cols_backward)(const float *y, const float *dy, float *dx, std::size_t n, std::size_t inner,
                               std::size_t width, bool log, bool stream);
   std::size_t short_backward_rows;  // the most rows short_cols_backward takes (0: none)
