@@ -342,9 +342,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   const kernel_table &k = *active_kernels();
   const int threads = threads_for(total);
   const bool soft = kind == normalize::softmax;
-  if (inner > 1 && n <= k.short_columns) {
-    // Short columns, each vector of them in registers: faster than the slabs
-    // too (AVX-512 1.3-3.9x at [4096, 4, 16], [256, 3, 1000], [4096, 8, 32]).
+  if (inner > 1 && softmax_short_columns(k, n, inner, total)) {
     const bool stream = short_columns_stream(total, y, inner);
     short_column_spans(outer, n, inner, kShortColumnSpan, threads, [&](std::size_t, std::size_t at, std::size_t width) {
       k.short_cols(x + at, y + at, n, inner, width, !soft, stream);

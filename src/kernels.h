@@ -195,16 +195,19 @@ struct kernel_table {
   // slab_mode), and the output is written once, around the caches.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 float *scratch);
-  // Columns [0, width) of one [n, inner] tensor, n <= short_columns: softmax
-  // or log-softmax, each vector of columns in registers (one read of x, one
-  // write of y). stream: whole vectors of y around the caches (y's rows 64-byte
-  // aligned). Null where there is none (scalar).
+  // Columns [0, width) of one [n, inner] tensor, n <= short_softmax_rows:
+  // softmax or log-softmax. Up to short_columns rows each vector of columns
+  // stays in registers (one read of x, one write of y); past them two lines
+  // of each row a step go through a copy on the stack. stream: whole vectors
+  // of y around the caches (y's rows 64-byte aligned), up to short_columns
+  // rows. Null where there is none (scalar).
   void (*short_cols)(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width, bool log,
                      bool stream);
   // stats_cols of such columns without smoothing: max and log_sum, the same bits.
   void (*short_col_stats)(const float *x, std::size_t n, std::size_t inner, std::size_t width, float *max,
                           float *log_sum);
-  std::size_t short_columns;  // the most rows short_cols and short_col_stats take (0: none)
+  std::size_t short_columns;       // the most rows short_col_stats takes, and short_cols in registers (0: none)
+  std::size_t short_softmax_rows;  // the most rows short_cols takes (0: none)
   void (*logsumexp_cols)(const float *x, float *out, std::size_t n, std::size_t stride, std::size_t width,
                          float *scratch);
   void (*stats_cols)(const float *x, std::size_t n, std::size_t stride, std::size_t width, const float *weights,

@@ -101,7 +101,10 @@ inline void suite_row_lengths(Op op) {
 inline void suite_inner(Op op) {
   const std::size_t shapes[][3] = {{3, 17, 5},   {2, 1000, 64}, {1, 21, 16384}, {4, 7, 100},  {1, 1, 7},
                                    {2, 3, 65},   {1, 300, 129}, {3, 16385, 2},  {3, 40, 300}, {3, 21, 129},
-                                   {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}, {2, 13, 1100}};
+                                   {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}, {2, 13, 1100},
+                                   // Short columns past the registers (short_cols_any), a vector and a
+                                   // tail left after the steps of two lines on every ISA.
+                                   {2, 24, 157}, {3, 17, 157}, {2, 9, 285}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);

@@ -180,5 +180,6 @@ TEST_CASE("results are bitwise identical for every thread count", "[api][threads
   check_thread_invariance(1, 262147, 1);     // one long row
   check_thread_invariance(5, 33, 200);       // column blocks
   check_thread_invariance(3, 5, 9000);       // short columns, in spans
+  check_thread_invariance(3, 21, 5000);      // short columns past the registers, in spans
   check_thread_invariance(2, 20000, 3);      // long columns
 }

@@ -262,7 +262,7 @@ TEST_CASE("special rows do not disturb their neighbours", "[specials]") {
   for (std::size_t inner : {1, 3, 17, 70})
     for (std::size_t n : {1, 5, 16, 33, 257}) check(n, inner);
   // Short columns (kernel_table::short_cols), many vectors wide.
-  for (std::size_t n : {1, 2, 5, 8, 12, 16}) check(n, 1100);
+  for (std::size_t n : {1, 2, 5, 8, 12, 16, 17, 24}) check(n, 1100);
 }
 
 // Rows of the pipelined passes (n > 128) whose exps fall far below the clamp:

@@ -55,6 +55,10 @@ struct isa_ops {
   // AVX-512 (+14-32% over the column blocks at [8, 12, 16384], -6 to +15% at
   // 16 and 21 rows). They take a whole line of each row a step: with half a
   // line they ran ten times slower from 17 rows on (Intel family 6 model 207).
+  // Softmax's short columns past kShortColumns (short_cols_any), in cache:
+  // up to 24 rows, as AVX-512 (+10-45% at [8, 21, 2000], [64, 20, 1024] and
+  // [256, 17, 256]).
+  static constexpr std::size_t kShortSoftmaxRows = 24;
   static constexpr std::size_t kShortBackwardRows = 24;
   // The one-pass sums' highest max (see max_sum_one_pass): where a lane is
   // below -86.5 the exp scales through scale_pow2_bits, which takes 2^k for

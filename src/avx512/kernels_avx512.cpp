@@ -52,6 +52,10 @@ struct isa_ops {
   // The backward's short columns (short_cols_backward): up to 24 rows, +30%
   // over the column blocks at [8, 21, 16384], +10% at 24 rows; none at 32 and
   // -30% at 64 (rows a power of two apart: 2 x 64 lines of one L1 set).
+  // Softmax's short columns past kShortColumns (short_cols_any), in cache:
+  // up to 24 rows, +10-60% over the column blocks at [8, 21, 2000],
+  // [64, 20, 1024] and [256, 17, 256].
+  static constexpr std::size_t kShortSoftmaxRows = 24;
   static constexpr std::size_t kShortBackwardRows = 24;
   // 16 rows of one vector each reduced at once, by a butterfly of shuffles:
   // lane 4j + p of the result is row j + 4p. Each row's tree is the same

@@ -40,6 +40,9 @@ struct isa_ops {
   static constexpr bool kSlabExpAgain = false;
   // Columns of up to 8 rows keep a vector of each in registers (see short_cols).
   static constexpr std::size_t kShortColumns = 8;
+  // Softmax's short columns past kShortColumns: as AVX2 and AVX-512 (not
+  // measured on NEON).
+  static constexpr std::size_t kShortSoftmaxRows = 24;
   static constexpr std::size_t kShortBackwardRows = 8;  // as kShortColumns (not measured on NEON)
   // The one-pass sums' highest max (see max_sum_one_pass): scale_pow2_bits
   // takes 2^k for k <= 63 only (x < 43.6).

@@ -643,6 +643,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       short_cols,
                       short_col_stats,
                       isa_ops::kShortColumns,
+                      isa_ops::kShortSoftmaxRows,
                       logsumexp_cols,
                       stats_cols,
                       stats_cols_run,
