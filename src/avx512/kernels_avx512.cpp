@@ -163,13 +163,20 @@ struct isa_ops {
   }
   // vscalefps: p * 2^floor(k) with correct rounding into the subnormals.
   static vf scale_pow2(vf p, vf k, vf) { return _mm512_scalef_ps(p, k); }
-  // exp for x <= 0 or NaN with two FMAs less than the polynomial: x = (k/16) ln2 + r,
-  // |r| <= ln2/32; 2^((k mod 16)/16) from a 16-entry table held in one register,
-  // e^r by a cubic, 2^floor(k/16) by vscalefps (which floors its argument itself
-  // and rounds gradually into the subnormals). Adding 1.5 * 2^19, whose ulp is
-  // 1/16, rounds x/ln2 to k/16 and leaves k mod 16 in the low 4 bits, which is
-  // all vpermps reads of an index. The exps that are only summed (Sum) take
-  // exp_sum_lanes below.
+  // exp for x <= 0 or NaN with three FMAs less than the polynomial:
+  // x = (k/32) ln2 + r, |r| <= ln2/64; 2^((k mod 32)/32) from a 32-entry table
+  // held in two registers (one vpermt2ps), e^r by a quadratic (minimax, 5.3e-8
+  // relative), 2^floor(k/32) by vscalefps (which floors its argument itself
+  // and rounds gradually into the subnormals). Adding 1.5 * 2^18, whose ulp is
+  // 1/32, rounds x/ln2 to k/32 and leaves k mod 32 in the low 5 bits, which is
+  // all vpermt2ps reads of an index. Within 2 ulp of the correctly rounded
+  // result over [-104, 0] (1.74 ulp of the exact value; a 16-entry table and
+  // a cubic, one FMA more, gave 1.07): softmax rows +8-12%, the exp pass being
+  // most of them (Intel family 6 model 207).
+  //
+  // Outputs reduce by ln2 in two parts; the exps that are only summed (Sum)
+  // by ln2 rounded to float in one FMA (see exp_poly_parts): one FMA less
+  // again on the pipes the exp is bound by (+5-12% on the summing passes).
   //
   // Below -104, where the exp rounds to 0 (e^-104 < 2^-150), the lane is masked
   // off rather than clamped: a vscalefps whose result underflows takes a
@@ -193,29 +200,6 @@ struct isa_ops {
   // The exp of the lanes in keep, 0 in the others.
   template <bool Sum = false>
   static vf exp_lanes(vf v, __mmask16 keep) {
-    if constexpr (Sum) return exp_sum_lanes(v, keep);
-    const __m512 table = _mm512_setr_ps(
-        0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f, 0x1.3dea64p+0f,
-        0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
-        0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f);
-    const __m512 magic = _mm512_set1_ps(786432.0f);  // 1.5 * 2^19
-    const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
-    const __m512 k16 = _mm512_sub_ps(t, magic);  // k / 16
-    // ln2 in two parts; the first has 12 bits, so k * part is exact for |k| < 2^12.
-    __m512 r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.62ep-1f), v);
-    r = _mm512_fnmadd_ps(k16, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
-    const __m512 table_j = _mm512_permutexvar_ps(_mm512_castps_si512(t), table);
-    __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.555556p-3f), _mm512_set1_ps(0.5f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
-    const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(table_j, r), q, table_j);
-    return _mm512_maskz_scalef_ps(keep, p, k16);
-  }
-  // The exp of sums: ln2 rounded to float in one FMA (see exp_poly_parts), and
-  // a 32-entry table (two registers, one vpermt2ps) so that |r| <= ln2/64,
-  // where a quadratic (minimax, 5.3e-8 relative) does what the cubic did: one
-  // FMA less again on the pipes the exp is bound by (+5-12% on the summing
-  // passes, Intel family 6 model 207).
-  static vf exp_sum_lanes(vf v, __mmask16 keep) {
     const __m512 lo = _mm512_setr_ps(
         0x1.000000p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f, 0x1.172b84p+0f, 0x1.1d4874p+0f,
         0x1.2387a6p+0f, 0x1.29e9e0p+0f, 0x1.306fe0p+0f, 0x1.371a74p+0f, 0x1.3dea64p+0f, 0x1.44e086p+0f,
@@ -227,7 +211,8 @@ struct isa_ops {
     const __m512 magic = _mm512_set1_ps(393216.0f);  // 1.5 * 2^18: rounds to k / 32
     const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
     const __m512 k32 = _mm512_sub_ps(t, magic);
-    const __m512 r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(0x1.62e430p-1f), v);
+    __m512 r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(0x1.62e430p-1f), v);       // float(ln2)
+    if (!Sum) r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(-0x1.05c610p-29f), r);  // ln2 - float(ln2)
     const __m512 table_j = _mm512_permutex2var_ps(lo, _mm512_castps_si512(t), hi);
     const __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.00004ap-1f), _mm512_set1_ps(0x1.0000f6p+0f));
     const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(table_j, r), q, table_j);
