@@ -30,10 +30,84 @@ float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
   return pos_inf ? kInf : -kInf;
 }
 
+// From this many long rows on, a log-softmax in cache takes the one-pass chunk
+// stats with the writes a row behind: with fewer, most threads would hold a
+// single row, whose writes no later pass can take along (1 x 50257: -5%, 1 x
+// 262144: -9%), and the shifted passes do better. By shape, never by threads.
+constexpr std::size_t kRowsBehind = 4;
+
+// Long rows in two passes from x: each chunk's stats (one pass where the
+// one-pass sums hold), then the write of write_of(it)'s chunk_side, by
+// stats_chunk's side or on its own (write_alone). In cache with whole rows per
+// thread, a chunk's pass also writes the same chunk of the row before
+// (log-softmax 32 x 50257: +24%); else (from memory, or rows split between
+// threads) the stats of every chunk first and the writes after: the same
+// arithmetic either way.
+template <class RowDone, class WriteOf, class WriteAlone>
+void stats_then_write(const kernel_table &k, const float *x, const chunking &ch, std::size_t outer, int threads,
+                      std::vector<span_stats> &parts, RowDone &&row_done, WriteOf &&write_of,
+                      WriteAlone &&write_alone) {
+  if (write_fusion(outer, ch.n, threads) == fuse::max_write) {
+    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t o = b; o < e; ++o) {
+        for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it) {
+          const chunk_side w = o > b ? write_of(it - ch.chunks) : chunk_side{};
+          parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), nullptr, false, &w);
+        }
+        row_done(o);
+      }
+      for (std::size_t it = (e - 1) * ch.chunks; it < e * ch.chunks; ++it) write_alone(write_of(it));
+    });
+    return;
+  }
+  parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
+  for (std::size_t o = 0; o < outer; ++o) row_done(o);
+  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
+    for (std::size_t it = b; it < e; ++it) write_alone(write_of(it));
+  });
+}
+
+// Long rows whose x and y together outgrow an L2 of 2 MiB, from kRowsBehind
+// rows on, where the ISA takes each exp again (kernel_table::softmax_chunk_write):
+// the stats of each chunk, then y = exp(x - max) / sum from x, as log-softmax
+// does (stats_then_write), rather than the exps stored in y and read back.
+// AVX-512, 1 thread: 32 x 50257 +13-16%, 8 x 50257 +15%, 4 x 131072 +19%,
+// 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144) +4-11%; with fewer
+// rows or in L2, -1 to -6% (the last row's exps again, on their own).
+constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
+void softmax_long_rows_again(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
+                             int threads) {
+  const chunking ch(n);
+  std::vector<span_stats> parts(outer * ch.chunks);
+  std::vector<row_total> rows(outer);
+  std::vector<float> inv_sum(outer);
+  const auto row_done = [&](std::size_t o) {
+    rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
+    inv_sum[o] = static_cast<float>(1.0 / rows[o].sum);
+  };
+  const auto write_of = [&](std::size_t it) {
+    chunk_side w;
+    w.exp_write = true;
+    w.write_x = x + ch.offset(it);
+    w.write_y = y + ch.offset(it);
+    w.write_n = ch.span(it);
+    w.a = rows[it / ch.chunks].max;
+    w.b = inv_sum[it / ch.chunks];
+    return w;
+  };
+  stats_then_write(k, x, ch, outer, threads, parts, row_done, write_of, [&](const chunk_side &w) {
+    k.softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
+  });
+}
+
 // inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max)
 // go to y, then one factor per chunk moves them to the row's softmax.
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
+  if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
+    softmax_long_rows_again(k, x, y, outer, n, threads);
+    return;
+  }
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<float> factor(parts.size());
@@ -90,18 +164,8 @@ void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, s
   walk_long_rows(k, x, ch, outer, threads, first, row_done, write);
 }
 
-// From this many long rows on, a log-softmax in cache takes the one-pass chunk
-// stats with the writes a row behind: with fewer, most threads would hold a
-// single row, whose writes no later pass can take along (1 x 50257: -5%, 1 x
-// 262144: -9%), and the shifted passes do better. By shape, never by threads.
-constexpr std::size_t kRowsBehind = 4;
-
-// inner == 1, rows of more than kRowChunk: each chunk's stats (one pass where
-// the one-pass sums hold), then y = (x - row max) - log_sum from x. In cache
-// with whole rows per thread, a chunk's pass also writes the same chunk of the
-// row before (32 x 50257: +24%); else (from memory, or rows split between
-// threads) the stats of every chunk first and the writes after: the same
-// arithmetic either way.
+// inner == 1, rows of more than kRowChunk: y = (x - row max) - log_sum from x
+// after the stats (stats_then_write).
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
   const bool cold = outer * n > kColdElements;
@@ -126,29 +190,8 @@ void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std:
     w.b = log_sum[it / ch.chunks];
     return w;
   };
-  if (write_fusion(outer, n, threads) == fuse::max_write) {
-    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
-      for (std::size_t o = b; o < e; ++o) {
-        for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it) {
-          const chunk_side w = o > b ? write_of(it - ch.chunks) : chunk_side{};
-          parts[it] = k.stats_chunk(x + ch.offset(it), ch.span(it), nullptr, false, &w);
-        }
-        row_done(o);
-      }
-      for (std::size_t it = (e - 1) * ch.chunks; it < e * ch.chunks; ++it) {
-        const chunk_side w = write_of(it);
-        k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
-      }
-    });
-    return;
-  }
-  parts = chunk_stats(k, x, outer, ch, nullptr, false, threads);
-  for (std::size_t o = 0; o < outer; ++o) row_done(o);
-  parallel_ranges(parts.size(), threads, [&](std::size_t b, std::size_t e) {
-    for (std::size_t it = b; it < e; ++it) {
-      const chunk_side w = write_of(it);
-      k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
-    }
+  stats_then_write(k, x, ch, outer, threads, parts, row_done, write_of, [&](const chunk_side &w) {
+    k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
   });
 }
 

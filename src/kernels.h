@@ -97,6 +97,7 @@ struct soft_stats {
 // result, as chunk_max has it, in next_max), and the last pass of a chunk whose
 // row is complete (write_n > 0): softmax's write_y *= a, or with write_x
 // log-softmax's log_shifted_write(write_x, write_y, write_n, a, b, c).
+// (stats_chunk takes writes of its own kinds: see there.)
 // The results are those of the separate passes.
 struct chunk_side {
   const float *next = nullptr;
@@ -106,6 +107,7 @@ struct chunk_side {
   float *write_y = nullptr;
   std::size_t write_n = 0;
   float a = 0.0f, b = 0.0f, c = 0.0f;
+  bool exp_write = false;  // stats_chunk's write is softmax_chunk_write's
   // The pass is one of a pipeline over the chunks (the driver's choice, by
   // shape): its blocks may go in another order, and so its sum's roundings.
   // Outside a pipeline there is no next chunk and no write.
@@ -155,12 +157,15 @@ struct kernel_table {
   void (*scale)(float *y, std::size_t n, float factor);
   // The chunk's max (as chunk_max has it), sum of exp(x - max) and, if smooth,
   // smoothing sum. write: null, or another chunk for the pass to write along
-  // the way, as log_softmax_chunk_write(write_x, write_y, write_n, a, b) would
-  // (its other fields unused).
+  // the way, as log_softmax_chunk_write(write_x, write_y, write_n, a, b) would,
+  // or with exp_write softmax_chunk_write (its other fields unused).
   span_stats (*stats_chunk)(const float *x, std::size_t n, const float *weights, bool smooth,
                             const chunk_side *write);
   // y = (x - max) - log_sum
   void (*log_softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float log_sum);
+  // y = exp(x - max) * inv_sum: softmax's last pass taking each exp again,
+  // from x. Null where the ISA keeps its exps instead (isa_ops::kExpAgain).
+  void (*softmax_chunk_write)(const float *x, float *y, std::size_t n, float max, float inv_sum);
   // Log-softmax of a row that a thread takes alone, in cache, in two passes.
   // The first, over a chunk with max = chunk_max(x), returns the sum of
   // exp(x - max) and may leave x - max in y; for max = -inf it returns 0 and

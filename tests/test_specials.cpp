@@ -194,56 +194,74 @@ TEST_CASE("subnormal outputs are produced, not flushed", "[specials]") {
   });
 }
 
+// The outputs of row v alone (rows = 1), or as the middle one of `rows` random rows.
+std::vector<float> run_among(Op op, const std::vector<float> &v, std::size_t rows) {
+  const std::size_t n = v.size(), mid = rows / 2;
+  auto x = make_tensor(Dist::Normal1, rows, n, 1, rows + n);
+  std::copy(v.begin(), v.end(), x.begin() + mid * n);
+  const auto y = run(op, x, rows, n, 1);
+  const std::size_t out = op == Op::LogSumExp ? 1 : n;
+  return std::vector<float>(y.begin() + mid * out, y.begin() + (mid + 1) * out);
+}
+
 TEST_CASE("specials in long rows land in any chunk", "[specials]") {
   // kRowChunk is 16384; put specials in the first, a middle and the last chunk.
+  // Alone, and among 7 rows: 7 x 49229 floats outgrow 2 MiB, where softmax
+  // takes its exps again from x (kernel_table::softmax_chunk_write).
   const std::size_t n = 3 * 16384 + 77;
-  for (std::size_t pos : {std::size_t(5), std::size_t(16384), std::size_t(2 * 16384 + 3), n - 1}) {
-    for (float special : {kInf, kNaN}) {
-      auto v = random_row(n, pos);
-      v[pos] = special;
-      for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp}) {
-        const auto y = run(op, v, 1, n, 1);
-        INFO(op_name(op) << " special " << special << " at " << pos);
-        if (op == Op::LogSumExp) {
-          if (std::isnan(special))
-            CHECK(std::isnan(y[0]));
-          else
-            CHECK(y[0] == kInf);
-        } else {
-          CHECK(count_nan(y) == n);
+  for (std::size_t rows : {1, 7}) {
+    for (std::size_t pos : {std::size_t(5), std::size_t(16384), std::size_t(2 * 16384 + 3), n - 1}) {
+      const auto run = [rows](Op op, const std::vector<float> &v, std::size_t, std::size_t, std::size_t) {
+        return run_among(op, v, rows);
+      };
+      INFO(rows << " rows");
+      for (float special : {kInf, kNaN}) {
+        auto v = random_row(n, pos);
+        v[pos] = special;
+        for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp}) {
+          const auto y = run(op, v, 1, n, 1);
+          INFO(op_name(op) << " special " << special << " at " << pos);
+          if (op == Op::LogSumExp) {
+            if (std::isnan(special))
+              CHECK(std::isnan(y[0]));
+            else
+              CHECK(y[0] == kInf);
+          } else {
+            CHECK(count_nan(y) == n);
+          }
         }
       }
+      // One finite value at pos, -inf elsewhere.
+      std::vector<float> h(n, -kInf);
+      h[pos] = -3.0f;
+      const auto s = run(Op::Softmax, h, 1, n, 1);
+      const auto l = run(Op::LogSoftmax, h, 1, n, 1);
+      const auto e = run(Op::LogSumExp, h, 1, n, 1);
+      std::size_t bad = 0;
+      for (std::size_t k = 0; k < n; ++k) bad += s[k] != (k == pos ? 1.0f : 0.0f) || l[k] != (k == pos ? 0.0f : -kInf);
+      INFO("one-hot at " << pos);
+      CHECK(bad == 0);
+      CHECK(e[0] == -3.0f);
+      // +inf or NaN at pos, -inf elsewhere (with no finite value, one in another
+      // chunk, or one beside it): chunks of only -inf are NaN too, as the whole row.
+      for (float special : {kInf, kNaN})
+        for (int finite_at : {0, 1, 2}) {
+          std::vector<float> g(n, -kInf);
+          g[pos] = special;
+          if (finite_at == 1) g[(pos + 20000) % n] = 1.0f;
+          if (finite_at == 2) g[pos % 16384 == 0 ? pos + 1 : pos - 1] = 1.0f;
+          INFO("special " << special << " at " << pos << " among -inf, finite value case " << finite_at);
+          CHECK(count_nan(run(Op::Softmax, g, 1, n, 1)) == n);
+          CHECK(count_nan(run(Op::LogSoftmax, g, 1, n, 1)) == n);
+          const float lse = run(Op::LogSumExp, g, 1, n, 1)[0];
+          CHECK((std::isnan(special) ? std::isnan(lse) : lse == kInf));
+        }
+      // All -inf.
+      const std::vector<float> m(n, -kInf);
+      CHECK(count_nan(run(Op::Softmax, m, 1, n, 1)) == n);
+      CHECK(count_nan(run(Op::LogSoftmax, m, 1, n, 1)) == n);
+      CHECK(run(Op::LogSumExp, m, 1, n, 1)[0] == -kInf);
     }
-    // One finite value at pos, -inf elsewhere.
-    std::vector<float> h(n, -kInf);
-    h[pos] = -3.0f;
-    const auto s = run(Op::Softmax, h, 1, n, 1);
-    const auto l = run(Op::LogSoftmax, h, 1, n, 1);
-    const auto e = run(Op::LogSumExp, h, 1, n, 1);
-    std::size_t bad = 0;
-    for (std::size_t k = 0; k < n; ++k) bad += s[k] != (k == pos ? 1.0f : 0.0f) || l[k] != (k == pos ? 0.0f : -kInf);
-    INFO("one-hot at " << pos);
-    CHECK(bad == 0);
-    CHECK(e[0] == -3.0f);
-    // +inf or NaN at pos, -inf elsewhere (with no finite value, one in another
-    // chunk, or one beside it): chunks of only -inf are NaN too, as the whole row.
-    for (float special : {kInf, kNaN})
-      for (int finite_at : {0, 1, 2}) {
-        std::vector<float> g(n, -kInf);
-        g[pos] = special;
-        if (finite_at == 1) g[(pos + 20000) % n] = 1.0f;
-        if (finite_at == 2) g[pos % 16384 == 0 ? pos + 1 : pos - 1] = 1.0f;
-        INFO("special " << special << " at " << pos << " among -inf, finite value case " << finite_at);
-        CHECK(count_nan(run(Op::Softmax, g, 1, n, 1)) == n);
-        CHECK(count_nan(run(Op::LogSoftmax, g, 1, n, 1)) == n);
-        const float lse = run(Op::LogSumExp, g, 1, n, 1)[0];
-        CHECK((std::isnan(special) ? std::isnan(lse) : lse == kInf));
-      }
-    // All -inf.
-    const std::vector<float> m(n, -kInf);
-    CHECK(count_nan(run(Op::Softmax, m, 1, n, 1)) == n);
-    CHECK(count_nan(run(Op::LogSoftmax, m, 1, n, 1)) == n);
-    CHECK(run(Op::LogSumExp, m, 1, n, 1)[0] == -kInf);
   }
 }
 

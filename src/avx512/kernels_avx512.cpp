@@ -45,8 +45,9 @@ struct isa_ops {
   static constexpr float kOnePassHigh = 80.0f;
   // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
   static constexpr bool kLogShortRows = true;
-  // Softmax slabs take each exp again in their write (see slab_mode).
-  static constexpr bool kSlabExpAgain = true;
+  // Softmax takes each exp again in its write where the exps would not stay
+  // in L1: slabs (see slab_mode) and long rows past L2 (softmax_chunk_write).
+  static constexpr bool kExpAgain = true;
   // Columns of up to 16 rows keep a vector of each in registers (see short_cols).
   static constexpr std::size_t kShortColumns = 16;
   // The backward's short columns (short_cols_backward): up to 24 rows, +30%

@@ -37,7 +37,7 @@ struct isa_ops {
   static constexpr bool kAlignSides = false;         // likewise
   static constexpr bool kLogShortRows = false;       // likewise (see log_softmax_short)
   // Softmax slabs keep their exps (not measured on hardware).
-  static constexpr bool kSlabExpAgain = false;
+  static constexpr bool kExpAgain = false;
   // Columns of up to 8 rows keep a vector of each in registers (see short_cols).
   static constexpr std::size_t kShortColumns = 8;
   // Softmax's short columns past kShortColumns: as AVX2 and AVX-512 (not

@@ -634,6 +634,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       scale,
                       stats_chunk,
                       log_softmax_chunk_write,
+                      isa_ops::kExpAgain ? softmax_chunk_write : nullptr,
                       log_shift_chunk,
                       log_shifted_write,
                       softmax_cols,

@@ -13,7 +13,7 @@
 //     static constexpr bool kDescendBehindSide;  // see exp_sum_pass
 //     static constexpr float kOnePassHigh;       // see max_sum_one_pass
 //     static constexpr bool kAlignSides;         // see span_head
-//     static constexpr bool kLogShortRows, kRowReduce, kSlabExpAgain;  // see their uses
+//     static constexpr bool kLogShortRows, kRowReduce, kExpAgain;  // see their uses
 //   };
 //
 // Conventions: every sum of exp values runs in float vector accumulators for a
@@ -299,9 +299,10 @@ struct side_max : span_head<> {
 
 // The last pass of a finished span: y *= a (softmax); y = (x - a) - b
 // (log-softmax: two roundings, so the error follows |x - max| rather than
-// |max|); or y -= b (log-softmax from the shifted x a first pass left in y).
+// |max|); y -= b (log-softmax from the shifted x a first pass left in y); or
+// y = exp(x - a) * b (softmax from x, a the max and b 1 / sum).
 // From y's first vector boundary on, as side_max.
-enum write_mode { kScale, kLogFromX, kSubtract };
+enum write_mode { kScale, kLogFromX, kSubtract, kExpFromX };
 template <int Mode>
 struct side_write : span_head<> {
   const float *x;
@@ -310,16 +311,20 @@ struct side_write : span_head<> {
   vf a, b;
   side_write(const float *x_, float *y_, std::size_t n_, float a_, float b_)
       : span_head(y_, n_), x(x_), y(y_), n(n_), a(a_), b(b_) {}
-  vf of(vf v) const { return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a; }
-  const float *src() const { return Mode == kLogFromX ? x : y; }
+  vf of(vf v) const {
+    if constexpr (Mode == kExpFromX) return exp_nonpos(v - a) * b;
+    return Mode == kLogFromX ? (v - a) - b : Mode == kSubtract ? v - b : v * a;
+  }
+  static constexpr bool kFromX = Mode == kLogFromX || Mode == kExpFromX;
+  const float *src() const { return kFromX ? x : y; }
   bool pipelined() const { return false; }
   // The head goes first, as side_max's does: one stream of stores.
   void take_head() {
     if (head) isa_ops::store_tail(y, of(isa_ops::load_tail(src(), head, 0.0f)), head);
   }
   void step(std::size_t k) {
-    prefetch_step<false, Mode != kLogFromX>(src() + k);
-    if (Mode == kLogFromX) prefetch_step<false, true>(y + k);
+    prefetch_step<false, !kFromX>(src() + k);
+    if (kFromX) prefetch_step<false, true>(y + k);
     for (std::size_t v = 0; v < kUnroll; ++v) of(vf::load_unaligned(src() + k + v * W)).store_unaligned(y + k + v * W);
   }
   void block(std::size_t i) {
@@ -1112,9 +1117,11 @@ void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
 
 span_stats stats_chunk(const float *x, std::size_t n, const float *weights, bool smooth, const chunk_side *write) {
   max_sum ms;
-  const bool one = write ? max_sum_one_pass(x, n, &ms, side_write<kLogFromX>(write->write_x, write->write_y,
-                                                                             write->write_n, write->a, write->b))
-                         : max_sum_one_pass(x, n, &ms);
+  const auto along = [&](auto side) { return max_sum_one_pass(x, n, &ms, side); };
+  const bool one = !write ? max_sum_one_pass(x, n, &ms)
+                   : write->exp_write
+                       ? along(side_write<kExpFromX>(write->write_x, write->write_y, write->write_n, write->a, write->b))
+                       : along(side_write<kLogFromX>(write->write_x, write->write_y, write->write_n, write->a, write->b));
   if (!one) ms = max_sum_known(x, n, chunk_max(x, n));
   span_stats st;
   st.max = ms.max;
@@ -1141,6 +1148,10 @@ void log_shifted_write(const float *, float *y, std::size_t n, float, float, flo
 
 void log_softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float log_sum) {
   row_log_write(x, y, n, max, log_sum);
+}
+
+void softmax_chunk_write(const float *x, float *y, std::size_t n, float max, float inv_sum) {
+  side_write<kExpFromX>(x, y, n, max, inv_sum).finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -1602,7 +1613,7 @@ struct slab_group {
 //   softmax, kept src = exps, exps * a            a = 1 / sum
 //   softmax, exp  src = x,    exp(x - a) * b      a = max, b = 1 / sum
 // Kept: the exp pass stores the exps (in y in cache; from memory, in scratch,
-// two slabs' worth, so that y is written once). Exp (isa_ops::kSlabExpAgain):
+// two slabs' worth, so that y is written once). Exp (isa_ops::kExpAgain):
 // the write takes each exp again, the same bits, and nothing is stored but y.
 // On AVX-512 (Intel, family 6 model 207) a store per vector that misses L1 cost
 // more than an exp: 64 x 1000 x 64 +25%, slabs in cache +15-45%; AVX2's 16
@@ -1724,7 +1735,7 @@ void slabs_of(const float *x, float *y, std::size_t count, std::size_t n, std::s
 
 void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *scratch) {
   if (log) slabs_of<kSlabLog>(x, y, count, n, inner, scratch);
-  else if (isa_ops::kSlabExpAgain) slabs_of<kSlabExp>(x, y, count, n, inner, scratch);
+  else if (isa_ops::kExpAgain) slabs_of<kSlabExp>(x, y, count, n, inner, scratch);
   else slabs_of<kSlabKept>(x, y, count, n, inner, scratch);
 }
 
