@@ -1846,7 +1846,7 @@ __attribute__((always_inline)) inline void short_cols_any_step(const float *x, f
     }
 }
 
-constexpr std::size_t kShortAnyVectors = 128 / sizeof(vf) ? 128 / sizeof(vf) : 1;  // two lines
+constexpr std::size_t kShortAnyVectors = 128 / sizeof(vf);  // two lines
 
 template <bool Log>
 void short_cols_any(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width) {
