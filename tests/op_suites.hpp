@@ -91,8 +91,10 @@ inline void suite_row_lengths(Op op) {
       verify(op, x, outer, n, 1, shape_label(outer, n, 1) + " " + dist_name(d));
     }
   // Several long rows whose x and y together outgrow 2 MiB: softmax takes its
-  // exps again from x there where the ISA does (kernel_table::softmax_chunk_write).
+  // exps again from x there where the ISA does (kernel_table::softmax_chunk_write:
+  // AVX-512 only, so not under the emulator).
   for (Dist d : kAllDists) {
+    if (emulated()) break;
     const auto x = make_tensor(d, 5, 65543, 1, 17);
     verify(op, x, 5, 65543, 1, shape_label(5, 65543, 1) + " " + dist_name(d));
   }

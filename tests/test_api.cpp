@@ -177,7 +177,7 @@ void check_thread_invariance(std::size_t outer, std::size_t n, std::size_t inner
 TEST_CASE("results are bitwise identical for every thread count", "[api][threads]") {
   check_thread_invariance(257, 100, 1);      // many short rows
   check_thread_invariance(3, 70001, 1);      // long rows, several chunks
-  check_thread_invariance(5, 70001, 1);      // long rows past 2 MiB (softmax_chunk_write)
+  if (!emulated()) check_thread_invariance(5, 70001, 1);  // long rows past 2 MiB (softmax_chunk_write, AVX-512)
   check_thread_invariance(1, 262147, 1);     // one long row
   check_thread_invariance(5, 33, 200);       // column blocks
   check_thread_invariance(3, 5, 9000);       // short columns, in spans

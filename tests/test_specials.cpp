@@ -207,9 +207,11 @@ std::vector<float> run_among(Op op, const std::vector<float> &v, std::size_t row
 TEST_CASE("specials in long rows land in any chunk", "[specials]") {
   // kRowChunk is 16384; put specials in the first, a middle and the last chunk.
   // Alone, and among 7 rows: 7 x 49229 floats outgrow 2 MiB, where softmax
-  // takes its exps again from x (kernel_table::softmax_chunk_write).
+  // takes its exps again from x (kernel_table::softmax_chunk_write: AVX-512
+  // only, so not under the emulator).
   const std::size_t n = 3 * 16384 + 77;
   for (std::size_t rows : {1, 7}) {
+    if (rows > 1 && emulated()) break;
     for (std::size_t pos : {std::size_t(5), std::size_t(16384), std::size_t(2 * 16384 + 3), n - 1}) {
       const auto run = [rows](Op op, const std::vector<float> &v, std::size_t, std::size_t, std::size_t) {
         return run_among(op, v, rows);

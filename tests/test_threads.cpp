@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "softkit/softkit.h"
+#include "test_util.hpp"
 
 namespace {
 
@@ -124,19 +125,14 @@ struct scoped_threads {
 
 }  // namespace
 
-// Under an emulator (the AArch64 build under QEMU, where threads cost 60
-// times their native time) the shapes above kColdElements stay out: what
-// they test, that the driver's choice follows the shape, is the same code on
-// every ISA, and the native runs take them on each.
-static bool emulated() {
-  const char *e = std::getenv("SOFTKIT_TEST_EMULATED");
-  return e && *e == '1';
-}
-
 TEST_CASE("every op gives the same bits on 1, 2, 3 and 4 threads", "[threads]") {
   const auto all = ops();
   for (const shape &s : kShapes) {
-    if (emulated() && s.size() > (std::size_t{1} << 21)) continue;
+    // Under an emulator (the AArch64 build under QEMU, where threads cost 60
+    // times their native time) the shapes above kColdElements stay out: what
+    // they test, that the driver's choice follows the shape, is the same code on
+    // every ISA, and the native runs take them on each.
+    if (tu::emulated() && s.size() > (std::size_t{1} << 21)) continue;
     const std::vector<float> x = logits(s, 11);
     for (const named_op &o : all) {
       std::vector<float> reference;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -60,6 +61,13 @@ inline bool float_within(float g, ld w, double tol) {
 // ---------------------------------------------------------------- ISA, threads
 
 inline const char *isa_name(softkit_isa isa) { return softkit_isa_name(isa); }
+
+// Under an emulator (SOFTKIT_TEST_EMULATED=1: the AArch64 build under QEMU),
+// where some tests leave out cases for paths only native ISAs take.
+inline bool emulated() {
+  const char *e = std::getenv("SOFTKIT_TEST_EMULATED");
+  return e && *e == '1';
+}
 
 inline bool parse_isa(const char *s, softkit_isa *isa) {
   static const struct {
