@@ -71,8 +71,8 @@ void stats_then_write(const kernel_table &k, const float *x, const chunking &ch,
 // rows on, where the ISA takes each exp again (kernel_table::softmax_chunk_write):
 // the stats of each chunk, then y = exp(x - max) / sum from x, as log-softmax
 // does (stats_then_write), rather than the exps stored in y and read back.
-// AVX-512, 1 thread: 32 x 50257 +13-16%, 8 x 50257 +15%, 4 x 131072 +19%,
-// 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144) +4-11%; with fewer
+// AVX-512, 1 thread: 32 x 50257 +13-21%, 8 x 50257 +15-19%, 4 x 131072 +19%,
+// 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144) +4-15%; with fewer
 // rows or in L2, -1 to -6% (the last row's exps again, on their own).
 constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
 void softmax_long_rows_again(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
@@ -101,7 +101,8 @@ void softmax_long_rows_again(const kernel_table &k, const float *x, float *y, st
 }
 
 // inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max)
-// go to y, then one factor per chunk moves them to the row's softmax.
+// go to y, then one factor per chunk moves them to the row's softmax (many
+// rows past 2 MiB: softmax_long_rows_again).
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
   if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
