@@ -37,17 +37,36 @@ float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
 constexpr std::size_t kRowsBehind = 4;
 
 // Long rows in two passes from x: each chunk's stats (one pass where the
-// one-pass sums hold), then the write of write_of(it)'s chunk_side, by
-// stats_chunk's side or on its own (write_alone). In cache with whole rows per
-// thread, a chunk's pass also writes the same chunk of the row before
-// (log-softmax 32 x 50257: +24%); else (from memory, or rows split between
-// threads) the stats of every chunk first and the writes after: the same
-// arithmetic either way.
-template <class RowDone, class WriteOf, class WriteAlone>
-void stats_then_write(const kernel_table &k, const float *x, const chunking &ch, std::size_t outer, int threads,
-                      std::vector<span_stats> &parts, RowDone &&row_done, WriteOf &&write_of,
-                      WriteAlone &&write_alone) {
-  if (write_fusion(outer, ch.n, threads) == fuse::max_write) {
+// one-pass sums hold), then the write from x: log-softmax's y = (x - max) -
+// log(sum), or with soft softmax's y = exp(x - max) * (1 / sum)
+// (kernel_table::softmax_chunk_write). In cache with whole rows per thread, a
+// chunk's pass also writes the same chunk of the row before (log-softmax
+// 32 x 50257: +24%); else (from memory, or rows split between threads) the
+// stats of every chunk first and the writes after: the same arithmetic either way.
+void rows_from_stats(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n, int threads,
+                     bool soft) {
+  const chunking ch(n);
+  std::vector<span_stats> parts(outer * ch.chunks);
+  std::vector<float> max(outer), of_sum(outer);  // of_sum: 1 / sum (soft) or log(sum)
+  const auto row_done = [&](std::size_t o) {
+    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
+    max[o] = t.max;
+    of_sum[o] = static_cast<float>(soft ? 1.0 / t.sum : std::log(t.sum));
+  };
+  const auto write_of = [&](std::size_t it) {
+    chunk_side w;
+    w.exp_write = soft;
+    w.write_x = x + ch.offset(it);
+    w.write_y = y + ch.offset(it);
+    w.write_n = ch.span(it);
+    w.a = max[it / ch.chunks];
+    w.b = of_sum[it / ch.chunks];
+    return w;
+  };
+  const auto write_alone = [&](const chunk_side &w) {
+    (soft ? k.softmax_chunk_write : k.log_softmax_chunk_write)(w.write_x, w.write_y, w.write_n, w.a, w.b);
+  };
+  if (write_fusion(outer, n, threads) == fuse::max_write) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t o = b; o < e; ++o) {
         for (std::size_t it = o * ch.chunks; it < (o + 1) * ch.chunks; ++it) {
@@ -67,46 +86,22 @@ void stats_then_write(const kernel_table &k, const float *x, const chunking &ch,
   });
 }
 
-// Long rows whose x and y together outgrow an L2 of 2 MiB, from kRowsBehind
-// rows on, where the ISA takes each exp again (kernel_table::softmax_chunk_write):
-// the stats of each chunk, then y = exp(x - max) / sum from x, as log-softmax
-// does (stats_then_write), rather than the exps stored in y and read back.
-// AVX-512, 1 thread: 32 x 50257 +13-21%, 8 x 50257 +15-19%, 4 x 131072 +19%,
-// 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144) +4-15%; with fewer
-// rows or in L2, -1 to -6% (the last row's exps again, on their own).
+// Softmax over long rows whose x and y together outgrow an L2 of 2 MiB, from
+// kRowsBehind rows on, where the ISA takes each exp again (kernel_table::
+// softmax_chunk_write): rows_from_stats, rather than the exps stored in y and
+// read back. AVX-512, 1 thread: 32 x 50257 +13-21%, 8 x 50257 +15-19%,
+// 4 x 131072 +19%, 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144)
+// +4-15%; with fewer rows or in L2, -1 to -6% (the last row's exps again, on
+// their own).
 constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
-void softmax_long_rows_again(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
-                             int threads) {
-  const chunking ch(n);
-  std::vector<span_stats> parts(outer * ch.chunks);
-  std::vector<row_total> rows(outer);
-  std::vector<float> inv_sum(outer);
-  const auto row_done = [&](std::size_t o) {
-    rows[o] = combine(&parts[o * ch.chunks], ch.chunks);
-    inv_sum[o] = static_cast<float>(1.0 / rows[o].sum);
-  };
-  const auto write_of = [&](std::size_t it) {
-    chunk_side w;
-    w.exp_write = true;
-    w.write_x = x + ch.offset(it);
-    w.write_y = y + ch.offset(it);
-    w.write_n = ch.span(it);
-    w.a = rows[it / ch.chunks].max;
-    w.b = inv_sum[it / ch.chunks];
-    return w;
-  };
-  stats_then_write(k, x, ch, outer, threads, parts, row_done, write_of, [&](const chunk_side &w) {
-    k.softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
-  });
-}
 
 // inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max)
 // go to y, then one factor per chunk moves them to the row's softmax (many
-// rows past 2 MiB: softmax_long_rows_again).
+// rows past 2 MiB: rows_from_stats).
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
   if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
-    softmax_long_rows_again(k, x, y, outer, n, threads);
+    rows_from_stats(k, x, y, outer, n, threads, true);
     return;
   }
   const chunking ch(n);
@@ -166,7 +161,7 @@ void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, s
 }
 
 // inner == 1, rows of more than kRowChunk: y = (x - row max) - log_sum from x
-// after the stats (stats_then_write).
+// after the stats (rows_from_stats).
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
   const bool cold = outer * n > kColdElements;
@@ -174,26 +169,7 @@ void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std:
     log_softmax_shifted_rows(k, x, y, outer, n, threads);
     return;
   }
-  const chunking ch(n);
-  std::vector<span_stats> parts(outer * ch.chunks);
-  std::vector<float> max(outer), log_sum(outer);
-  const auto row_done = [&](std::size_t o) {
-    const row_total t = combine(&parts[o * ch.chunks], ch.chunks);
-    max[o] = t.max;
-    log_sum[o] = static_cast<float>(std::log(t.sum));
-  };
-  const auto write_of = [&](std::size_t it) {
-    chunk_side w;
-    w.write_x = x + ch.offset(it);
-    w.write_y = y + ch.offset(it);
-    w.write_n = ch.span(it);
-    w.a = max[it / ch.chunks];
-    w.b = log_sum[it / ch.chunks];
-    return w;
-  };
-  stats_then_write(k, x, ch, outer, threads, parts, row_done, write_of, [&](const chunk_side &w) {
-    k.log_softmax_chunk_write(w.write_x, w.write_y, w.write_n, w.a, w.b);
-  });
+  rows_from_stats(k, x, y, outer, n, threads, false);
 }
 
 // --- cross-entropy

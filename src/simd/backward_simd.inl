@@ -500,11 +500,10 @@ __attribute__((always_inline)) inline void short_bwd_step(const float *y, const 
     }
 }
 
-// Vectors of columns a step takes at once: a 64-byte line of each row (AVX2
-// +44-65% at [16, 5, 65536], against half a line), two lines where n is a
-// run-time count (at [8, 21, 16384] AVX-512 +27-44%, AVX2 +16-42%).
-constexpr std::size_t kLineVectors = 64 / sizeof(vf) ? 64 / sizeof(vf) : 1;
-
+// Vectors of columns a step takes at once (kLineVectors a line): a 64-byte
+// line of each row (AVX2 +44-65% at [16, 5, 65536], against half a line), two
+// lines where n is a run-time count (at [8, 21, 16384] AVX-512 +27-44%, AVX2
+// +16-42%).
 template <std::size_t N, bool Log, bool Stream>
 void short_bwd_of(const float *y, const float *dy, float *dx, std::size_t n, std::size_t inner, std::size_t width) {
   constexpr std::size_t V = N == 0 ? 2 * kLineVectors : kLineVectors;

@@ -45,6 +45,7 @@ constexpr std::size_t kRowSteps = 4;    // steps of a row pass per float block
 constexpr std::size_t kFlush = 16;      // float steps per lane before moving to double (backward)
 constexpr std::size_t kColFlush = 8;    // the same for the forward column passes
 constexpr float kNegInf = -__builtin_huge_valf();
+constexpr std::size_t kLineVectors = 64 / sizeof(vf);  // vectors in a 64-byte line
 
 inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b; }
 
@@ -1846,11 +1847,9 @@ __attribute__((always_inline)) inline void short_cols_any_step(const float *x, f
     }
 }
 
-constexpr std::size_t kShortAnyVectors = 128 / sizeof(vf);  // two lines
-
 template <bool Log>
 void short_cols_any(const float *x, float *y, std::size_t n, std::size_t inner, std::size_t width) {
-  constexpr std::size_t V = kShortAnyVectors;
+  constexpr std::size_t V = 2 * kLineVectors;
   alignas(64) vf c[isa_ops::kShortSoftmaxRows * V];
   std::size_t j = 0;
   for (; j + V * W <= width; j += V * W) short_cols_any_step<Log, true, V>(x + j, y + j, n, inner, W, c);
