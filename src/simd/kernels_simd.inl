@@ -896,34 +896,51 @@ void softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
   }
 }
 
-// Log-softmax of short rows of 5 to 8 vectors in registers, two rows at a time
-// as softmax_short: x read once, y written once, each row's log taken on its
-// own, where the batches below read x twice and write from L1 (4096 x 128 ran
-// 1.7 times oneDNN against softmax's 2.0, Intel family 6 model 207). AVX-512
-// only (isa_ops::kLogShortRows): rows of 100 and 128 +17-24%, of 64 +3%; the
-// batches' transposes stay faster for rows of 2 vectors (rows of 20: -47%),
-// and AVX2's rows of 64 lost 4%.
+// y = (x - m) - log_sum along a short row of NV vectors, from x (in L1).
+template <std::size_t NV>
+inline void short_row_log_write(const float *x, float *y, std::size_t n, vf m, vf log_sum) {
+#pragma GCC unroll 16
+  for (std::size_t i = 0; i + 1 < NV; ++i) ((vf::load_unaligned(x + i * W) - m) - log_sum).store_unaligned(y + i * W);
+  const std::size_t tail = n - (NV - 1) * W;
+  isa_ops::store_tail(y + (NV - 1) * W, (isa_ops::load_tail(x + (NV - 1) * W, tail, 0.0f) - m) - log_sum, tail);
+}
+
+// Log-softmax of short rows of 5 to 8 vectors, 16 rows at a time: each row's
+// max and sum with the row in registers, two rows at a time as softmax_short,
+// then the 16 logs in one vector, then the writes from x, still in L1. AVX-512
+// only (isa_ops::kLogShortRows). Against the batches below, which read x twice
+// more: rows of 100 and 128 +17-24%, of 64 +3%; their transposes stay faster
+// for rows of 2 vectors (rows of 20: -47%), and AVX2's rows of 64 lost 4%
+// (two rows in its 16 registers spill). A log per row, the write right after
+// it from the registers, left 4096 x 128 at 1.7 times oneDNN against
+// softmax's 2.0: the 16 logs at once gained 3-10% there, 30% at 256 x 128 and
+// 22% at rows of 80 (Intel family 6 model 207).
 template <std::size_t NV>
 void log_softmax_short(const float *x, float *y, std::size_t rows, std::size_t n) {
-  const auto write = [n](const short_row<NV> &row, vf m, vf log_sum, float *out) {
-    vf o[NV];
-    for (std::size_t i = 0; i < NV; ++i) o[i] = (row.v[i] - m) - log_sum;
-    short_row<NV>::store(out, n, o);
-  };
-  std::size_t r = 0;
-  for (; r + 2 <= rows; r += 2, x += 2 * n, y += 2 * n) {
-    const short_row<NV> a(x, n), b(x + n, n);
-    vf ea[NV], eb[NV];
-    const vf ma = a.max(), mb = b.max();
-    const vf la = log_ge1(a.template exp_sum<true>(ma, ea)), lb = log_ge1(b.template exp_sum<true>(mb, eb));
-    write(a, ma, la, y);
-    write(b, mb, lb, y + n);
-  }
-  if (r < rows) {
-    const short_row<NV> row(x, n);
-    vf e[NV];
-    const vf m = row.max();
-    write(row, m, log_ge1(row.template exp_sum<true>(m, e)), y);
+  constexpr std::size_t G = 16;
+  for (std::size_t r0 = 0; r0 < rows; r0 += G, x += G * n, y += G * n) {
+    const std::size_t count = min_size(G, rows - r0);
+    alignas(64) float m[G], log_sum[G];
+    std::size_t r = 0;
+    for (; r + 2 <= count; r += 2) {
+      const short_row<NV> a(x + r * n, n), b(x + (r + 1) * n, n);
+      vf ea[NV], eb[NV];
+      const vf ma = a.max(), mb = b.max();
+      const vf sa = a.template exp_sum<true>(ma, ea), sb = b.template exp_sum<true>(mb, eb);
+      m[r] = ma.get(0);
+      m[r + 1] = mb.get(0);
+      log_sum[r] = sa.get(0);
+      log_sum[r + 1] = sb.get(0);
+    }
+    if (r < count) {
+      const short_row<NV> a(x + r * n, n);
+      vf ea[NV];
+      const vf ma = a.max();
+      m[r] = ma.get(0);
+      log_sum[r] = a.template exp_sum<true>(ma, ea).get(0);
+    }
+    logs_in_place(log_sum, count);
+    for (r = 0; r < count; ++r) short_row_log_write<NV>(x + r * n, y + r * n, n, vf(m[r]), vf(log_sum[r]));
   }
 }
 
@@ -955,15 +972,10 @@ void log_softmax_short_group(const float *x, float *y, std::size_t rows, std::si
     }
     logs_in_place(log_sum, count);
     for (std::size_t r = 0; r < count; ++r) {
-      const float *xr = xg + r * n;
-      float *yr = yg + r * n;
-      const vf l(log_sum[r]);
-      // y's lines ahead, for the write (AVX2 4096 x 128: +6%; x is past L2 there)
-      prefetch_region<false, true>(yr, n * sizeof(float));
-#pragma GCC unroll 16
-      for (std::size_t i = 0; i + 1 < NV; ++i) ((vf::load_unaligned(xr + i * W) - m[r]) - l).store_unaligned(yr + i * W);
-      const std::size_t tail = n - (NV - 1) * W;
-      isa_ops::store_tail(yr + (NV - 1) * W, (isa_ops::load_tail(xr + (NV - 1) * W, tail, 0.0f) - m[r]) - l, tail);
+      // y's lines ahead, for the write (AVX2 4096 x 128: +6%; x is past L2
+      // there). AVX-512's log_softmax_short lost 7-11% to the same.
+      prefetch_region<false, true>(yg + r * n, n * sizeof(float));
+      short_row_log_write<NV>(xg + r * n, yg + r * n, n, m[r], vf(log_sum[r]));
     }
   }
 }
