@@ -249,8 +249,8 @@ void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std:
   }
 }
 
-// Whether long rows go to threads whole: the threads then share them evenly
-// enough (else each row's chunks are split among them).
+// Whether long rows (or slabs) go to threads whole: the threads then share
+// them evenly enough (else each row's chunks are split among them).
 inline bool whole_rows(std::size_t outer, int threads) {
   const std::size_t t = static_cast<std::size_t>(threads);
   return t <= 1 || outer % t == 0 || outer >= 4 * t;
@@ -441,6 +441,25 @@ void short_column_spans(std::size_t outer, std::size_t n, std::size_t inner, std
 inline bool softmax_short_columns(const kernel_table &k, std::size_t n, std::size_t inner, std::size_t total) {
   if (n <= k.short_columns) return true;
   return n <= k.short_softmax_rows && total <= kColdElements && inner > column_blocks(n, inner).width;
+}
+
+// Whether a softmax or log-softmax along n (past short columns) takes a slab
+// per outer index (kernel_table::slabs) rather than column blocks: where a slab
+// is one block's width; and in cache any slab up to kColBlock columns, where
+// the outer indices share evenly among the threads. There the column blocks
+// narrow to 64 columns from n = 33 on and their copies outgrow L1: AVX-512 ran
+// the slabs 17-52% faster at [8, 100, 256], [16, 64, 512], [32, 30, 512],
+// [16, 40, 1000], [256, 30, 256] on one thread, 26-105% on two; AVX2's
+// log-softmax 3-58% (Intel family 6 model 207). Softmax only where its slabs
+// take each exp again (k.softmax_chunk_write, as the long rows): AVX2's keep
+// their exps in y and ran 28% slower at [16, 40, 1000]. From memory the column
+// blocks' pipeline stays: [16, 300, 1024] ran 25-41% slower as slabs,
+// [128, 40, 512] 7-30% (AVX-512, AVX2).
+inline bool softmax_slabs(const kernel_table &k, bool soft, std::size_t outer, std::size_t n, std::size_t inner,
+                          std::size_t total, int threads) {
+  if (inner <= column_blocks(n, inner).width) return true;
+  return total <= kColdElements && inner <= kColBlock && whole_rows(outer, threads) &&
+         (!soft || k.softmax_chunk_write);
 }
 
 // Whether short columns' output goes around the caches: from memory, where

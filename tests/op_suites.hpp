@@ -100,10 +100,12 @@ inline void suite_row_lengths(Op op) {
   }
 }
 
-// inner > 1: column blocks. [3, 40, 300] and [3, 21, 129]: pipelined runs of
+// inner > 1: column blocks. [2, 40, 1100] and [3, 21, 129]: pipelined runs of
 // blocks (kernel_table::cols_run, stats_cols_run) across outer slices, whose
 // last block is partial; in the second only one column wide, before a slice's
-// first block of 128. [3, 2, 1500] to [2, 13, 1100]: short columns, each
+// first block of 128. [3, 40, 300], [1, 300, 129], [2, 100, 1000]: slabs wider
+// than a column block (kernel_table::slabs, in cache, on one thread), with a
+// partial last vector and up to 63 vectors of columns. [3, 2, 1500] to [2, 13, 1100]: short columns, each
 // vector of them in registers (kernel_table::short_cols; 13 rows: AVX-512's
 // sums in two blocks), [2, 5, 4100]'s last columns in a span of their own.
 inline void suite_inner(Op op) {
@@ -112,7 +114,8 @@ inline void suite_inner(Op op) {
                                    {3, 2, 1500}, {2, 8, 600},   {1, 1, 1100},   {2, 5, 4100}, {2, 13, 1100},
                                    // Short columns past the registers (short_cols_any), a vector and a
                                    // tail left after the steps of two lines on every ISA.
-                                   {2, 24, 157}, {3, 17, 157}, {2, 9, 285}};
+                                   {2, 24, 157}, {3, 17, 157}, {2, 9, 285},
+                                   {2, 40, 1100}, {2, 100, 1000}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);
