@@ -367,7 +367,7 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
     short_column_spans(outer, n, inner, kShortColumnSpan, threads, [&](std::size_t, std::size_t at, std::size_t width) {
       k.short_cols(x + at, y + at, n, inner, width, !soft, stream);
     });
-  } else if (inner > 1 && softmax_slabs(k, soft, outer, n, inner, total, threads)) {
+  } else if (inner > 1 && softmax_slabs(k, soft, outer, n, inner, total, threads, y)) {
     // From memory, two slabs of scratch per thread keep the exps in cache.
     const bool cold = total > kColdElements && 2 * n * inner <= kColScratch;
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {

@@ -453,13 +453,14 @@ inline bool softmax_short_columns(const kernel_table &k, std::size_t n, std::siz
 // log-softmax 3-58% (Intel family 6 model 207). Softmax only where its slabs
 // take each exp again (k.softmax_chunk_write, as the long rows): AVX2's keep
 // their exps in y and ran 28% slower at [16, 40, 1000]. From memory the column
-// blocks' pipeline stays: [16, 300, 1024] ran 25-41% slower as slabs,
-// [128, 40, 512] 7-30% (AVX-512, AVX2).
+// blocks' pipeline stays ([16, 300, 1024] ran 25-41% slower as slabs,
+// [128, 40, 512] 7-30%, AVX-512, AVX2); where it does not run, rows not 64
+// bytes apart, the ISA says (k.wide_slabs_from_memory).
 inline bool softmax_slabs(const kernel_table &k, bool soft, std::size_t outer, std::size_t n, std::size_t inner,
-                          std::size_t total, int threads) {
+                          std::size_t total, int threads, const float *out) {
   if (inner <= column_blocks(n, inner).width) return true;
-  return total <= kColdElements && inner <= kColBlock && whole_rows(outer, threads) &&
-         (!soft || k.softmax_chunk_write);
+  if (inner > kColBlock || !whole_rows(outer, threads) || (soft && !k.softmax_chunk_write)) return false;
+  return total <= kColdElements || (k.wide_slabs_from_memory && !column_blocks(n, inner, out).aligned_rows);
 }
 
 // Whether short columns' output goes around the caches: from memory, where

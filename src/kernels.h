@@ -200,6 +200,10 @@ struct kernel_table {
   // slab_mode), and the output is written once, around the caches.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 float *scratch);
+  // Slabs wider than a column block also from memory, where the rows are not
+  // 64 bytes apart and the column blocks' pipeline does not run (see
+  // softmax_slabs in driver_common.h).
+  bool wide_slabs_from_memory;
   // Columns [0, width) of one [n, inner] tensor, n <= short_softmax_rows:
   // softmax or log-softmax. Up to short_columns rows each vector of columns
   // stays in registers (one read of x, one write of y); past them two lines

@@ -146,7 +146,9 @@ inline void suite_long_columns(Op op) {
 inline void suite_big_tensors(Op op) {
   const int threads = softkit_get_num_threads();
   softkit_set_num_threads(1);
-  const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}, {9, 3, 80000}};
+  // [24, 100, 1000]: slabs wider than a column block, rows not 64 bytes apart
+  // (kernel_table::wide_slabs_from_memory).
+  const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}, {9, 3, 80000}, {24, 100, 1000}};
   for (const auto &s : shapes)
     for (bool in_place : {false, true}) {
       const std::size_t total = s[0] * s[1] * s[2];

@@ -46,6 +46,9 @@ struct isa_ops {
   static constexpr bool kAlignSides = false;
   // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
   static constexpr bool kLogShortRows = false;
+  // Not as AVX-512 (see there): log-softmax at [16, 300, 1000] -42%,
+  // [64, 100, 1000] -18%.
+  static constexpr bool kWideSlabsFromMemory = false;
   // Softmax keeps its exps: taken again, slabs spill (see slab_mode), and
   // long rows past L2 ran 23-35% slower (8 x 50257, 32 x 50257, 16 x 20000).
   static constexpr bool kExpAgain = false;
