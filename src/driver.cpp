@@ -370,9 +370,10 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
   } else if (inner > 1 && softmax_slabs(k, soft, outer, n, inner, total, threads, y)) {
     // From memory, two slabs of scratch per thread keep the exps in cache.
     const bool cold = total > kColdElements && 2 * n * inner <= kColScratch;
+    const bool by_rows = slabs_by_rows(k, n, inner, total);
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
       float *const scratch = cold ? thread_scratch(2 * n * inner) : nullptr;
-      k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, !soft, scratch);
+      k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, !soft, by_rows, scratch);
     });
   } else if (inner > 1) {
     const column_blocks cb(n, inner, y);

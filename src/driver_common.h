@@ -443,6 +443,26 @@ inline bool softmax_short_columns(const kernel_table &k, std::size_t n, std::siz
   return n <= k.short_softmax_rows && total <= kColdElements && inner > column_blocks(n, inner).width;
 }
 
+// Whether slabs take each pass's rows in order, whole (kernel_table::slabs,
+// by_rows), rather than 4 vectors of columns at a time down the rows, whose
+// rows are too far apart for the hardware prefetchers, and whose three slabs'
+// rows outgrow L1 where n is large. For slabs of 256 columns or more, where the
+// ISA says (Intel family 6 model 207, one thread, against the groups):
+// - from memory, 30 rows or more (k.slabs_by_rows from_memory, AVX-512):
+//   [64, 100, 1000] 3.1 times as fast, [16, 300, 1000], [32, 64, 1000],
+//   [256, 30, 300], [24, 100, 1000] +8-120%; [1000, 10, 512] lost 4-10%;
+// - also in cache where a slab holds 32768 floats or more (wide, AVX2, whose
+//   16 registers spill the groups' maxima, sums and factors anyway):
+//   log-softmax +23-65% at [64, 100, 1000], [16, 300, 1000], [4, 100, 1000],
+//   [16, 40, 1000], [2, 1000, 256], [128, 40, 500]; smaller slabs lost up to
+//   22% ([8, 100, 256]), narrower ones up to 36% ([64, 1000, 64]).
+inline bool slabs_by_rows(const kernel_table &k, std::size_t n, std::size_t inner, std::size_t total) {
+  if (inner < 256) return false;
+  const bool cold = total > kColdElements;
+  if (k.slabs_by_rows == slab_rows::from_memory) return cold && n >= 30;
+  return k.slabs_by_rows == slab_rows::wide && (cold || n * inner >= 32768);
+}
+
 // Whether a softmax or log-softmax along n (past short columns) takes a slab
 // per outer index (kernel_table::slabs) rather than column blocks: where a slab
 // is one block's width; and in cache any slab up to kColBlock columns, where
@@ -456,11 +476,17 @@ inline bool softmax_short_columns(const kernel_table &k, std::size_t n, std::siz
 // blocks' pipeline stays ([16, 300, 1024] ran 25-41% slower as slabs,
 // [128, 40, 512] 7-30%, AVX-512, AVX2); where it does not run, rows not 64
 // bytes apart, the ISA says (k.wide_slabs_from_memory).
+//
+// Slabs by rows (slabs_by_rows) serve AVX2's softmax too, and its slabs from
+// memory where the column blocks do not pipeline: there by rows softmax and
+// log-softmax ran +16-65% over the blocks ([64, 100, 1000], [16, 300, 1000]).
 inline bool softmax_slabs(const kernel_table &k, bool soft, std::size_t outer, std::size_t n, std::size_t inner,
                           std::size_t total, int threads, const float *out) {
   if (inner <= column_blocks(n, inner).width) return true;
-  if (inner > kColBlock || !whole_rows(outer, threads) || (soft && !k.softmax_chunk_write)) return false;
-  return total <= kColdElements || (k.wide_slabs_from_memory && !column_blocks(n, inner, out).aligned_rows);
+  if (inner > kColBlock || !whole_rows(outer, threads)) return false;
+  const bool rows = slabs_by_rows(k, n, inner, total);
+  if (soft && !k.softmax_chunk_write && !rows) return false;
+  return total <= kColdElements || ((k.wide_slabs_from_memory || rows) && !column_blocks(n, inner, out).aligned_rows);
 }
 
 // Whether short columns' output goes around the caches: from memory, where

@@ -38,6 +38,10 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
+// Which slabs an ISA takes by rows (kernel_table::slabs, by_rows): none, those
+// from memory, or also the large ones in cache (see slabs_by_rows in
+// driver_common.h).
+enum class slab_rows : unsigned char { never, from_memory, wide };
 // The columns a thread's item of short_cols takes at once.
 constexpr std::size_t kShortColumnSpan = 4096;
 // A pipelined run of column blocks keeps this many blocks' copies in scratch:
@@ -198,8 +202,12 @@ struct kernel_table {
   // slab. scratch: null (data in cache), or 2 * n * inner floats for tensors
   // from memory: the exps stay there where the ISA keeps them (see
   // slab_mode), and the output is written once, around the caches.
+  // by_rows: each pass takes the slabs' rows in order, whole (slabs_by_rows);
+  // only where slabs_by_rows below is set.
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
-                float *scratch);
+                bool by_rows, float *scratch);
+  // Which of the ISA's slabs go by rows (see slabs_by_rows in driver_common.h).
+  slab_rows slabs_by_rows;
   // Slabs wider than a column block also from memory, where the rows are not
   // 64 bytes apart and the column blocks' pipeline does not run (see
   // softmax_slabs in driver_common.h).

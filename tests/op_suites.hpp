@@ -105,7 +105,10 @@ inline void suite_row_lengths(Op op) {
 // last block is partial; in the second only one column wide, before a slice's
 // first block of 128. [3, 40, 300], [1, 300, 129], [2, 100, 1000]: slabs wider
 // than a column block (kernel_table::slabs, in cache, on one thread), with a
-// partial last vector and up to 63 vectors of columns. [3, 2, 1500] to [2, 13, 1100]: short columns, each
+// partial last vector and up to 63 vectors of columns; [2, 100, 1000] and
+// [4, 110, 301] (a partial last vector, two slabs a thread on up to two
+// threads) by rows on AVX2 (slabs_by_rows).
+// [3, 2, 1500] to [2, 13, 1100]: short columns, each
 // vector of them in registers (kernel_table::short_cols; 13 rows: AVX-512's
 // sums in two blocks), [2, 5, 4100]'s last columns in a span of their own.
 inline void suite_inner(Op op) {
@@ -115,7 +118,7 @@ inline void suite_inner(Op op) {
                                    // Short columns past the registers (short_cols_any), a vector and a
                                    // tail left after the steps of two lines on every ISA.
                                    {2, 24, 157}, {3, 17, 157}, {2, 9, 285},
-                                   {2, 40, 1100}, {2, 100, 1000}};
+                                   {2, 40, 1100}, {2, 100, 1000}, {4, 110, 301}};
   for (const auto &s : shapes)
     for (Dist d : {Dist::Uniform10, Dist::Normal30, Dist::MostlyLow}) {
       const auto x = make_tensor(d, s[0], s[1], s[2], 7);

@@ -47,8 +47,11 @@ struct isa_ops {
   // Log-softmax rows of 5 to 8 vectors in registers (see log_softmax_short).
   static constexpr bool kLogShortRows = false;
   // Not as AVX-512 (see there): log-softmax at [16, 300, 1000] -42%,
-  // [64, 100, 1000] -18%.
+  // [64, 100, 1000] -18% in groups of 4 vectors; by rows (below) they do.
   static constexpr bool kWideSlabsFromMemory = false;
+  // Wide slabs by rows (see slabs_by_rows in driver_common.h): its 16
+  // registers spill the groups' maxima, sums and factors anyway.
+  static constexpr slab_rows kSlabRows = slab_rows::wide;
   // Softmax keeps its exps: taken again, slabs spill (see slab_mode), and
   // long rows past L2 ran 23-35% slower (8 x 50257, 32 x 50257, 16 x 20000).
   static constexpr bool kExpAgain = false;

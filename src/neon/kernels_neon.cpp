@@ -37,6 +37,7 @@ struct isa_ops {
   static constexpr bool kAlignSides = false;         // likewise
   static constexpr bool kLogShortRows = false;       // likewise (see log_softmax_short)
   static constexpr bool kWideSlabsFromMemory = false;  // likewise (as AVX2)
+  static constexpr slab_rows kSlabRows = slab_rows::never;  // not measured on hardware
   // Softmax keeps its exps, in slabs and long rows (not measured on hardware).
   static constexpr bool kExpAgain = false;
   // Columns of up to 8 rows keep a vector of each in registers (see short_cols).

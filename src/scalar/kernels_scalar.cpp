@@ -178,7 +178,7 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
 }
 
-void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, float *) {
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, bool, float *) {
   for (std::size_t s = 0; s < count; ++s)
     (log ? log_softmax_cols : softmax_cols)(x + s * n * inner, y + s * n * inner, n, inner, inner, nullptr, false);
 }
@@ -302,7 +302,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonpositive, 0.0f /* no one-pass sums */, softmax_rows, log_softmax_rows,
                               logsumexp_rows,     stats_rows,        nullptr /* nll_sum: the driver's loop */, span_max, softmax_chunk_exp, scale,
                               stats_chunk,        log_softmax_chunk_write, nullptr /* softmax_chunk_write: keeps its exps */, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols,
-                              nullptr /* cols_run: block by block */, slabs, false,
+                              nullptr /* cols_run: block by block */, slabs, slab_rows::never, false,
                               nullptr /* short_cols: block by block */, nullptr /* short_col_stats: likewise */, 0, 0,
                               logsumexp_cols,     stats_cols,        nullptr /* stats_cols_run: block by block */,
                               ce_grad_rows,       ce_grad_scale,     ce_grad_cols, nullptr /* ce_grad_short_cols */,

@@ -640,6 +640,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       log_softmax_cols,
                       cols_run,
                       slabs,
+                      isa_ops::kSlabRows,
                       isa_ops::kWideSlabsFromMemory,
                       short_cols,
                       short_col_stats,
