@@ -448,19 +448,22 @@ inline bool softmax_short_columns(const kernel_table &k, std::size_t n, std::siz
 // rows are too far apart for the hardware prefetchers, and whose three slabs'
 // rows outgrow L1 where n is large. For slabs of 256 columns or more, where the
 // ISA says (Intel family 6 model 207, one thread, against the groups):
-// - from memory, 30 rows or more (k.slabs_by_rows from_memory, AVX-512):
-//   [64, 100, 1000] 3.1 times as fast, [16, 300, 1000], [32, 64, 1000],
-//   [256, 30, 300], [24, 100, 1000] +8-120%; [1000, 10, 512] lost 4-10%;
-// - also in cache where a slab holds 32768 floats or more (wide, AVX2, whose
-//   16 registers spill the groups' maxima, sums and factors anyway):
-//   log-softmax +23-65% at [64, 100, 1000], [16, 300, 1000], [4, 100, 1000],
-//   [16, 40, 1000], [2, 1000, 256], [128, 40, 500]; smaller slabs lost up to
-//   22% ([8, 100, 256]), narrower ones up to 36% ([64, 1000, 64]).
+// - tall (AVX-512): from memory 30 rows or more, [64, 100, 1000] 2.5-2.9
+//   times as fast, [16, 300, 1000], [256, 30, 300], [24, 100, 1000] +20-77%
+//   ([1000, 10, 512] lost 4-10%); in cache more than 64 rows, [4, 100, 1000],
+//   [2, 1000, 256], [3, 300, 500], [8, 200, 256], [8, 100, 600] +10-29%
+//   ([16, 40, 1000] lost 6-12%, [16, 64, 512] -4 to +3%);
+// - large (AVX2, whose 16 registers spill the groups' maxima, sums and factors
+//   anyway): from memory, and in cache where a slab holds 32768 floats or
+//   more: log-softmax +24-118% at [64, 100, 1000], [16, 300, 1000],
+//   [4, 100, 1000], [16, 40, 1000], [2, 1000, 256], [128, 40, 500]; smaller
+//   slabs lost up to 22% ([8, 100, 256]), narrower ones up to 36%
+//   ([64, 1000, 64]).
 inline bool slabs_by_rows(const kernel_table &k, std::size_t n, std::size_t inner, std::size_t total) {
   if (inner < 256) return false;
   const bool cold = total > kColdElements;
-  if (k.slabs_by_rows == slab_rows::from_memory) return cold && n >= 30;
-  return k.slabs_by_rows == slab_rows::wide && (cold || n * inner >= 32768);
+  if (k.slabs_by_rows == slab_rows::tall) return n >= (cold ? 30 : 65);
+  return k.slabs_by_rows == slab_rows::large && (cold || n * inner >= 32768);
 }
 
 // Whether a softmax or log-softmax along n (past short columns) takes a slab

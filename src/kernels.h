@@ -38,10 +38,9 @@ constexpr std::size_t kColScratch = std::size_t{1} << 18;    // floats: 1 MiB
 // Shorter columns take their blocks one by one: kernel_table::cols_run lost
 // 10-21% (log-softmax) at n = 8 on two threads.
 constexpr std::size_t kColRunShortest = 12;
-// Which slabs an ISA takes by rows (kernel_table::slabs, by_rows): none, those
-// from memory, or also the large ones in cache (see slabs_by_rows in
-// driver_common.h).
-enum class slab_rows : unsigned char { never, from_memory, wide };
+// Which slabs an ISA takes by rows (kernel_table::slabs, by_rows): none, the
+// tall ones, or the large ones (see slabs_by_rows in driver_common.h).
+enum class slab_rows : unsigned char { never, tall, large };
 // The columns a thread's item of short_cols takes at once.
 constexpr std::size_t kShortColumnSpan = 4096;
 // A pipelined run of column blocks keeps this many blocks' copies in scratch:

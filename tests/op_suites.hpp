@@ -107,7 +107,7 @@ inline void suite_row_lengths(Op op) {
 // than a column block (kernel_table::slabs, in cache, on one thread), with a
 // partial last vector and up to 63 vectors of columns; [2, 100, 1000] and
 // [4, 110, 301] (a partial last vector, two slabs a thread on up to two
-// threads) by rows on AVX2 (slabs_by_rows).
+// threads) by rows on AVX2 and AVX-512 (slabs_by_rows).
 // [3, 2, 1500] to [2, 13, 1100]: short columns, each
 // vector of them in registers (kernel_table::short_cols; 13 rows: AVX-512's
 // sums in two blocks), [2, 5, 4100]'s last columns in a span of their own.

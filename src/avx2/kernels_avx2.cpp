@@ -51,7 +51,7 @@ struct isa_ops {
   static constexpr bool kWideSlabsFromMemory = false;
   // Wide slabs by rows (see slabs_by_rows in driver_common.h): its 16
   // registers spill the groups' maxima, sums and factors anyway.
-  static constexpr slab_rows kSlabRows = slab_rows::wide;
+  static constexpr slab_rows kSlabRows = slab_rows::large;
   // Softmax keeps its exps: taken again, slabs spill (see slab_mode), and
   // long rows past L2 ran 23-35% slower (8 x 50257, 32 x 50257, 16 x 20000).
   static constexpr bool kExpAgain = false;

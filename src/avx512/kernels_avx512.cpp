@@ -53,11 +53,10 @@ struct isa_ops {
   // Softmax takes each exp again in its write where the exps would not stay
   // in L1: slabs (see slab_mode) and long rows past L2 (softmax_chunk_write).
   static constexpr bool kExpAgain = true;
-  // Slabs by rows from memory (see slabs_by_rows in driver_common.h); in
-  // cache they keep their groups of 4 vectors, whose maxima, sums and factors
-  // stay in registers: by rows [16, 40, 1000] and [16, 64, 512] ran 12-15%
-  // slower.
-  static constexpr slab_rows kSlabRows = slab_rows::from_memory;
+  // Slabs by rows where they are tall (see slabs_by_rows in driver_common.h);
+  // shorter ones keep their groups of 4 vectors, whose maxima, sums and
+  // factors stay in registers.
+  static constexpr slab_rows kSlabRows = slab_rows::tall;
   // Columns of up to 16 rows keep a vector of each in registers (see short_cols).
   static constexpr std::size_t kShortColumns = 16;
   // The backward's short columns (short_cols_backward): up to 24 rows, +30%
