@@ -201,8 +201,8 @@ struct kernel_table {
   // slab. scratch: null (data in cache), or 2 * n * inner floats for tensors
   // from memory: the exps stay there where the ISA keeps them (see
   // slab_mode), and the output is written once, around the caches.
-  // by_rows: each pass takes the slabs' rows in order, whole (slabs_by_rows);
-  // only where slabs_by_rows below is set.
+  // by_rows: each pass takes the slabs' rows in order, whole, and writes
+  // through the caches (only where slabs_by_rows below says so).
   void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
                 bool by_rows, float *scratch);
   // Which of the ISA's slabs go by rows (see slabs_by_rows in driver_common.h).

@@ -1839,7 +1839,10 @@ void slab_rows_pass(const slab_step st, std::size_t n, std::size_t inner, slab_r
           if (Prev) prefetch_region<false, true>(st.prev_y + at + v * W, 64);
         }
         z.c[v].next_m = xsimd::max(z.c[v].next_m, load(st.next_x + at + v * W, kNegInf));
-        if (Prev) store(st.prev_y + at + v * W, slab_out<Mode>(load(st.prev + at + v * W, slab_fill(Mode)), z.c[v].a, z.c[v].b));
+        if (Prev) {
+          const vf p = load(st.prev + at + v * W, slab_fill(Mode));
+          store(st.prev_y + at + v * W, slab_out<Mode>(p, z.c[v].a, z.c[v].b));
+        }
       };
       for (std::size_t v = 0; v < full; ++v)
         one(v, [](const float *p, float) { return vf::load_unaligned(p); }, [](float *p, vf e) { e.store_unaligned(p); });
