@@ -203,8 +203,10 @@ struct kernel_table {
   // slab_mode), and the output is written once, around the caches.
   // by_rows: each pass takes the slabs' rows in order, whole, and writes
   // through the caches (only where slabs_by_rows below says so).
-  void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log,
-                bool by_rows, float *scratch);
+  // stride: inner, or with by_rows, the row stride of a wider tensor whose
+  // columns [0, inner) from x the slabs are (n * stride floats apart).
+  void (*slabs)(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, std::size_t stride,
+                bool log, bool by_rows, float *scratch);
   // Which of the ISA's slabs go by rows (see slabs_by_rows in driver_common.h).
   slab_rows slabs_by_rows;
   // Slabs wider than a column block also from memory, where the rows are not

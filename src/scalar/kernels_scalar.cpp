@@ -178,7 +178,8 @@ void log_softmax_cols(const float *x, float *y, std::size_t n, std::size_t strid
   for (std::size_t j = 0; j < width; ++j) log_softmax_of({x + j, n, stride}, y + j, stride);
 }
 
-void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, bool, float *) {
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, std::size_t, bool log, bool,
+           float *) {
   for (std::size_t s = 0; s < count; ++s)
     (log ? log_softmax_cols : softmax_cols)(x + s * n * inner, y + s * n * inner, n, inner, inner, nullptr, false);
 }

@@ -1818,9 +1818,18 @@ struct slab_row_state {
   slab_column c[col_block::kMaxVecs];
 };
 
+// A slab of `width` columns whose rows lie `stride` floats apart (stride >
+// width: a chunk of a wider tensor's columns); the prefetches go a row ahead
+// there, where kPrefetchBytes ahead would land in the other chunks' columns.
+template <bool Write>
+inline void prefetch_ahead(const float *p, std::size_t bytes) {
+  __builtin_prefetch(reinterpret_cast<const void *>(reinterpret_cast<std::uintptr_t>(p) + bytes), Write, 3);
+}
+
 template <int Mode, bool Prev>
-void slab_rows_pass(const slab_step st, std::size_t n, std::size_t inner, slab_row_state &z) {
-  const std::size_t full = inner / W, tail = inner % W, vecs = full + (tail != 0);
+void slab_rows_pass(const slab_step st, std::size_t n, std::size_t width, std::size_t stride, slab_row_state &z) {
+  const std::size_t full = width / W, tail = width % W, vecs = full + (tail != 0);
+  const std::size_t ahead = stride > width ? stride * sizeof(float) : kPrefetchBytes;
   for (std::size_t v = 0; v < vecs; ++v) {
     z.c[v].next_m = vf(kNegInf);
     z.c[v].acc = wide_sum{};
@@ -1829,14 +1838,14 @@ void slab_rows_pass(const slab_step st, std::size_t n, std::size_t inner, slab_r
     const std::size_t end = r + min_size(n - r, kColFlush);
     for (std::size_t v = 0; v < vecs; ++v) z.c[v].part = vf(0.0f);
     for (; r < end; ++r) {
-      const std::size_t at = r * inner;
+      const std::size_t at = r * stride;
       const auto one = [&](std::size_t v, auto load, auto store) {
         const vf e = exp_nonpos<Mode == kSlabLog>(load(st.x + at + v * W, kNegInf) - z.c[v].m);
         if (Mode == kSlabKept) store(st.exps + at + v * W, e);
         z.c[v].part += e;
         if (Mode != kSlabKept && v % kLineVectors == 0) {  // see slabs_by_rows
-          prefetch_region(st.next_x + at + v * W, 64);
-          if (Prev) prefetch_region<false, true>(st.prev_y + at + v * W, 64);
+          prefetch_ahead<false>(st.next_x + at + v * W, ahead);
+          if (Prev) prefetch_ahead<true>(st.prev_y + at + v * W, ahead);
         }
         z.c[v].next_m = xsimd::max(z.c[v].next_m, load(st.next_x + at + v * W, kNegInf));
         if (Prev) {
@@ -1855,22 +1864,23 @@ void slab_rows_pass(const slab_step st, std::size_t n, std::size_t inner, slab_r
 }
 
 template <int Mode>
-void slabs_by_rows(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, float *scratch) {
-  const std::size_t full = inner / W, tail = inner % W, vecs = full + (tail != 0), size = n * inner;
+void slabs_by_rows(const float *x, float *y, std::size_t count, std::size_t n, std::size_t width, std::size_t stride,
+                   float *scratch) {
+  const std::size_t full = width / W, tail = width % W, vecs = full + (tail != 0), size = n * stride;
   const auto exps_of = [&](std::size_t s) { return scratch ? scratch + (s % 2) * size : y + s * size; };
   const auto src_of = [&](std::size_t s) -> const float * { return Mode == kSlabKept ? exps_of(s) : x + s * size; };
   slab_row_state z;
   for (std::size_t v = 0; v < vecs; ++v) z.c[v].m = vf(kNegInf);
   for (std::size_t r = 0; r < n; ++r) {
-    for (std::size_t v = 0; v < full; ++v) z.c[v].m = xsimd::max(z.c[v].m, vf::load_unaligned(x + r * inner + v * W));
-    if (tail) z.c[full].m = xsimd::max(z.c[full].m, isa_ops::load_tail(x + r * inner + full * W, tail, kNegInf));
+    for (std::size_t v = 0; v < full; ++v) z.c[v].m = xsimd::max(z.c[v].m, vf::load_unaligned(x + r * stride + v * W));
+    if (tail) z.c[full].m = xsimd::max(z.c[full].m, isa_ops::load_tail(x + r * stride + full * W, tail, kNegInf));
   }
   for (std::size_t s = 0; s < count; ++s) {
     const float *xs = x + s * size;
     const slab_step st{xs, exps_of(s), s + 1 < count ? xs + size : xs, s > 0 ? src_of(s - 1) : nullptr,
                        s > 0 ? y + (s - 1) * size : nullptr};
-    if (s > 0) slab_rows_pass<Mode, true>(st, n, inner, z);
-    else slab_rows_pass<Mode, false>(st, n, inner, z);
+    if (s > 0) slab_rows_pass<Mode, true>(st, n, width, stride, z);
+    else slab_rows_pass<Mode, false>(st, n, width, stride, z);
     for (std::size_t v = 0; v < vecs; ++v) {
       const vf sum = col_sums_f32(z.c[v].acc);
       z.c[v].a = Mode == kSlabKept ? vf(1.0f) / sum : z.c[v].m;
@@ -1883,19 +1893,19 @@ void slabs_by_rows(const float *x, float *y, std::size_t count, std::size_t n, s
   float *yl = y + (count - 1) * size;
   for (std::size_t r = 0; r < n; ++r)
     for (std::size_t v = 0; v < vecs; ++v) {
-      const std::size_t at = r * inner + v * W, lanes = v < full ? W : tail;
+      const std::size_t at = r * stride + v * W, lanes = v < full ? W : tail;
       const vf p = lanes == W ? vf::load_unaligned(src + at) : isa_ops::load_tail(src + at, lanes, slab_fill(Mode));
       col_store(yl + at, slab_out<Mode>(p, z.c[v].a, z.c[v].b), lanes);
     }
 }
 
-void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, bool log, bool by_rows,
-           float *scratch) {
+void slabs(const float *x, float *y, std::size_t count, std::size_t n, std::size_t inner, std::size_t stride,
+           bool log, bool by_rows, float *scratch) {
   if constexpr (isa_ops::kSlabRows != slab_rows::never) {
     if (by_rows) {
-      if (log) slabs_by_rows<kSlabLog>(x, y, count, n, inner, scratch);
-      else if (isa_ops::kExpAgain) slabs_by_rows<kSlabExp>(x, y, count, n, inner, scratch);
-      else slabs_by_rows<kSlabKept>(x, y, count, n, inner, scratch);
+      if (log) slabs_by_rows<kSlabLog>(x, y, count, n, inner, stride, scratch);
+      else if (isa_ops::kExpAgain) slabs_by_rows<kSlabExp>(x, y, count, n, inner, stride, scratch);
+      else slabs_by_rows<kSlabKept>(x, y, count, n, inner, stride, scratch);
       return;
     }
   }
