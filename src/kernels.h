@@ -198,9 +198,10 @@ struct kernel_table {
   // `count` whole slabs [n, inner] one after another (inner <= kColBlock: one
   // block each): softmax or, with log, log-softmax, pipelined so that a slab's
   // exp pass also finds the next slab's column maxima and writes the previous
-  // slab. scratch: null (data in cache), or 2 * n * inner floats for tensors
-  // from memory: the exps stay there where the ISA keeps them (see
-  // slab_mode), and the output is written once, around the caches.
+  // slab. scratch: null (data in cache, or column chunks: the exps stay in y
+  // where the ISA keeps them), or 2 * n * inner floats for tensors from
+  // memory: the exps stay there (see slab_mode), and the output is written
+  // once, around the caches.
   // by_rows: each pass takes the slabs' rows in order, whole, and writes
   // through the caches (only where slabs_by_rows below says so).
   // stride: inner, or with by_rows, the row stride of a wider tensor whose
