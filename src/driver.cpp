@@ -368,19 +368,16 @@ softkit_status run_softmax(normalize kind, const float *x, float *y, std::size_t
       k.short_cols(x + at, y + at, n, inner, width, !soft, stream);
     });
   } else if (inner > 1 && softmax_slabs(k, soft, outer, n, inner, total, threads, y)) {
-    // From memory, two slabs of scratch per thread keep the exps in cache.
-    const bool cold = total > kColdElements && 2 * n * inner <= kColScratch;
-    const bool by_rows = slabs_by_rows(k, n, inner, total);
+    // Whole slabs, or past kColBlock columns their column chunks (slab_width).
+    const std::size_t width = slab_width(inner);
+    const bool by_rows = slabs_by_rows(k, n, width, total);
+    // From memory, two whole slabs of scratch per thread keep the exps in cache.
+    const bool cold = width == inner && total > kColdElements && 2 * n * inner <= kColScratch;
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
       float *const scratch = cold ? thread_scratch(2 * n * inner) : nullptr;
-      k.slabs(x + b * n * inner, y + b * n * inner, e - b, n, inner, inner, !soft, by_rows, scratch);
-    });
-  } else if (inner > 1 && chunked_slabs(k, outer, n, inner, total, threads, y)) {
-    const std::size_t width = chunked_slab_width(inner);
-    parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
       for (std::size_t c = 0; c < inner; c += width)
-        k.slabs(x + b * n * inner + c, y + b * n * inner + c, e - b, n, min_size(width, inner - c), inner, !soft, true,
-                nullptr);
+        k.slabs(x + b * n * inner + c, y + b * n * inner + c, e - b, n, min_size(width, inner - c), inner, !soft,
+                by_rows, scratch);
     });
   } else if (inner > 1) {
     const column_blocks cb(n, inner, y);

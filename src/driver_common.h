@@ -483,30 +483,28 @@ inline bool slabs_by_rows(const kernel_table &k, std::size_t n, std::size_t inne
 // Slabs by rows (slabs_by_rows) serve AVX2's softmax too, and its slabs from
 // memory where the column blocks do not pipeline: there by rows softmax and
 // log-softmax ran +16-118% over the blocks ([64, 100, 1000], [16, 300, 1000]).
+//
+// Past kColBlock columns, from memory, where the column blocks' pipeline does
+// not run (rows not 64 bytes apart) and slabs would go by rows: slabs by rows
+// of each outer index's column chunks (slab_width columns each, the last one
+// narrower), one chunk's slabs across the outer indices in one pipeline.
+// Against the column blocks one by one (A/B, 1 thread, Intel family 6 model
+// 207): [8, 100, 3000] +43-75%, [4, 300, 2500] +11-39%, log-softmax
+// [2, 1000, 1100] +6-23%; [16, 64, 1500], [32, 50, 2000], [8, 30, 5000] -4 to
+// +12%, AVX2's softmax at [16, 64, 1500] -11%.
+inline std::size_t slab_width(std::size_t inner) {
+  return inner <= kColBlock ? inner : ceil_div(ceil_div(inner, ceil_div(inner, kColBlock)), 64) * 64;
+}
 inline bool softmax_slabs(const kernel_table &k, bool soft, std::size_t outer, std::size_t n, std::size_t inner,
                           std::size_t total, int threads, const float *out) {
   if (inner <= column_blocks(n, inner).width) return true;
-  if (inner > kColBlock || !whole_rows(outer, threads)) return false;
+  if (!whole_rows(outer, threads)) return false;
+  if (inner > kColBlock)
+    return total > kColdElements && slabs_by_rows(k, n, slab_width(inner), total) &&
+           !column_blocks(n, inner, out).aligned_rows;
   const bool rows = slabs_by_rows(k, n, inner, total);
   if (soft && !k.softmax_chunk_write && !rows) return false;
   return total <= kColdElements || ((k.wide_slabs_from_memory || rows) && !column_blocks(n, inner, out).aligned_rows);
-}
-
-// Past kColBlock columns, from memory, where the column blocks' pipeline does
-// not run (rows not 64 bytes apart) and slabs would go by rows: slabs by rows
-// of each outer index's column chunks (chunked_slab_width columns each, the
-// last one narrower), one chunk's slabs across the outer indices in one
-// pipeline. Against the column blocks one by one (A/B, 1 thread, Intel family
-// 6 model 207): [8, 100, 3000] +43-75%, [4, 300, 2500] +11-39%, log-softmax
-// [2, 1000, 1100] +6-23%; [16, 64, 1500], [32, 50, 2000], [8, 30, 5000] -4 to
-// +12%, AVX2's softmax at [16, 64, 1500] -11%.
-inline std::size_t chunked_slab_width(std::size_t inner) {
-  return ceil_div(ceil_div(inner, ceil_div(inner, kColBlock)), 64) * 64;
-}
-inline bool chunked_slabs(const kernel_table &k, std::size_t outer, std::size_t n, std::size_t inner,
-                          std::size_t total, int threads, const float *out) {
-  if (inner <= kColBlock || total <= kColdElements || !whole_rows(outer, threads)) return false;
-  return slabs_by_rows(k, n, chunked_slab_width(inner), total) && !column_blocks(n, inner, out).aligned_rows;
 }
 
 // Whether short columns' output goes around the caches: from memory, where

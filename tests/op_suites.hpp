@@ -151,7 +151,7 @@ inline void suite_big_tensors(Op op) {
   softkit_set_num_threads(1);
   // [24, 100, 1000]: slabs wider than a column block, rows not 64 bytes apart
   // (kernel_table::wide_slabs_from_memory, slabs_by_rows); [8, 100, 3001]:
-  // past kColBlock, slabs by rows of column chunks (chunked_slabs), the last
+  // past kColBlock, slabs by rows of column chunks (slab_width), the last
   // chunk's vectors ending in a partial one on every ISA.
   const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}, {9, 3, 80000}, {24, 100, 1000},
                                    {8, 100, 3001}};
