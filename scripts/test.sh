@@ -96,22 +96,35 @@ if [[ $sanitizers == 1 ]]; then
     fuzz_limit=(-seed=1 -runs="$fuzz_runs")
     step "libFuzzer: $fuzz_runs inputs per harness, seed 1, from tests/fuzz/corpus on every ISA it picks"
   fi
-  for fuzzer in fuzz_softmax fuzz_logsumexp fuzz_cross_entropy fuzz_backward; do
+  # The harnesses run side by side; what each one tries depends on its seed and
+  # count alone (with --fuzz-seconds they share the cores for those seconds).
+  fuzzers=(fuzz_softmax fuzz_logsumexp fuzz_cross_entropy fuzz_backward)
+  declare -A fuzz_work fuzz_pid
+  for fuzzer in "${fuzzers[@]}"; do
     work=$(mktemp -d)
+    fuzz_work[$fuzzer]=$work
     mkdir "$work/corpus" "$work/found"
     # New inputs go to a scratch copy; the committed seed corpus is not touched.
     cp tests/fuzz/corpus/$fuzzer/* "$work/corpus/"
-    rc=0
     "$build-asan/tests/fuzz/$fuzzer" "${fuzz_limit[@]}" -rss_limit_mb=2048 -max_len=512 -timeout=60 \
-      -print_final_stats=1 -artifact_prefix="$work/found/" "$work/corpus" >"$work/log" 2>&1 || rc=$?
+      -print_final_stats=1 -artifact_prefix="$work/found/" "$work/corpus" >"$work/log" 2>&1 &
+    fuzz_pid[$fuzzer]=$!
+  done
+  fuzz_failed=0
+  for fuzzer in "${fuzzers[@]}"; do
+    work=${fuzz_work[$fuzzer]}
+    rc=0
+    wait "${fuzz_pid[$fuzzer]}" || rc=$?
     if [[ $rc != 0 ]]; then
       grep -v '^#' "$work/log" | tail -40 >&2
       cp "$work"/found/* "$build-asan/" 2>/dev/null || true
       echo "$fuzzer failed; reproducer in $build-asan/ (run: $build-asan/tests/fuzz/$fuzzer <file>)" >&2
-      exit 1
+      fuzz_failed=1
+      continue
     fi
     echo "$fuzzer: $(grep -E '^stat::number_of_executed_units' "$work/log" | awk '{print $2}') inputs, no failure"
     rm -rf "$work"
   done
+  [[ $fuzz_failed == 0 ]] || exit 1
 fi
 step "all tests passed"

@@ -1,12 +1,10 @@
 // Catch2 runner of softkit_tests and softkit_torch_tests.
 // SOFTKIT_TEST_ISA=scalar|avx2|avx512|neon forces the ISA; exit code 77 (ctest's
 // SKIP_RETURN_CODE) when this CPU or build lacks it.
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 
+#include "catch_session.hpp"
 #include "softkit/softkit.h"
 #include "test_util.hpp"
 
@@ -31,7 +29,7 @@ int main(int argc, char **argv) {
   std::printf("softkit %s, active ISA: %s, reference in %s\n", softkit_version(), softkit_isa_name(softkit_get_isa()),
               sizeof(ref::ld) == sizeof(double) ? "double" : "long double");
   std::fflush(stdout);
-  const int failed = Catch::Session().run(argc, argv);
+  const int failed = run_catch_session(argc, argv);
   tu::print_worst_table(stdout);
   return failed == 0 ? 0 : 1;
 }

@@ -155,10 +155,18 @@ inline void suite_big_tensors(Op op) {
   // chunk's vectors ending in a partial one on every ISA.
   const std::size_t shapes[][3] = {{1100, 2000, 1}, {40, 60000, 1}, {7, 21, 16384}, {9, 3, 80000}, {24, 100, 1000},
                                    {8, 100, 3001}};
-  for (const auto &s : shapes)
+  for (const auto &s : shapes) {
+    // Under the emulator (NEON and scalar, which never take slabs by rows),
+    // [8, 100, 3001] takes [24, 100, 1000]'s path, the column blocks one by
+    // one from memory; the in-cache suites split columns past 1024 as it would.
+    if (emulated() && s[2] == 3001) continue;
+    const std::size_t total = s[0] * s[1] * s[2];
+    const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 11);
+    // The long double reference, once for both calls: it is most of the time
+    // (under QEMU, where long double is quad precision in software, nearly all).
+    const auto stats = ref::stats(x.data(), s[0], s[1], s[2]);
+    const auto want = reference(op, x, s[0], s[1], s[2], stats);
     for (bool in_place : {false, true}) {
-      const std::size_t total = s[0] * s[1] * s[2];
-      const auto x = make_tensor(Dist::Normal30, s[0], s[1], s[2], 11);
       float *buf = static_cast<float *>(std::aligned_alloc(64, total * sizeof(float)));
       REQUIRE(buf != nullptr);
       if (in_place) std::copy(x.begin(), x.end(), buf);
@@ -167,14 +175,13 @@ inline void suite_big_tensors(Op op) {
       const std::vector<float> y(buf, buf + out);
       std::free(buf);
       REQUIRE(st == SOFTKIT_OK);
-      const auto stats = ref::stats(x.data(), s[0], s[1], s[2]);
-      const auto want = reference(op, x, s[0], s[1], s[2], stats);
       const std::string label = (in_place ? "in place " : "") + shape_label(s[0], s[1], s[2]);
       const Compare c = compare(op, x, y, want, stats, s[0], s[1], s[2], label);
       INFO(op_name(op) << " " << label << ": " << c.bad << " of " << c.checked << " bad; first: " << c.first_bad);
       CHECK(c.bad == 0);
       if (op == Op::LogSumExp) break;  // its output cannot alias x
     }
+  }
   softkit_set_num_threads(threads);
 }
 

@@ -32,8 +32,7 @@ void check_row_everywhere(const std::vector<float> &v, const std::string &what, 
     for (Op op : {Op::Softmax, Op::LogSoftmax, Op::LogSumExp}) {
       const std::string label = what + " in " + shape_label(L.outer, n, L.inner);
       INFO(op_name(op) << " " << label << " on " << isa_name(softkit_get_isa()));
-      verify(op, x, L.outer, n, L.inner, label);
-      const auto y = run(op, x, L.outer, n, L.inner);
+      const auto y = verify(op, x, L.outer, n, L.inner, label);
       std::vector<float> row;
       if (op == Op::LogSumExp) {
         row.push_back(y[L.o * L.inner + L.i]);

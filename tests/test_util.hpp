@@ -309,8 +309,9 @@ inline std::vector<ld> scalar_or_reference(const std::vector<float> &scalar, con
 
 // Runs op on x, checks it against the reference, and unless the active ISA is
 // scalar also checks it against the scalar ISA's output within the same bound.
-inline void verify(Op op, const std::vector<float> &x, std::size_t outer, std::size_t n, std::size_t inner,
-                   const std::string &label, bool cross_check = true) {
+// Returns the outputs.
+inline std::vector<float> verify(Op op, const std::vector<float> &x, std::size_t outer, std::size_t n,
+                                 std::size_t inner, const std::string &label, bool cross_check = true) {
   const auto st = ref::stats(x.data(), outer, n, inner);
   const auto want = reference(op, x, outer, n, inner, st);
   const auto got = run(op, x, outer, n, inner);
@@ -334,6 +335,7 @@ inline void verify(Op op, const std::vector<float> &x, std::size_t outer, std::s
     CHECK(cs.bad == 0);
     note_worst(std::string(op_name(op)) + " vs scalar", cs);
   }
+  return got;
 }
 
 // Element k of softmax row `row` (row = o * inner + i) of an [outer, n, inner] tensor.
