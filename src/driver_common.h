@@ -497,14 +497,14 @@ inline std::size_t slab_width(std::size_t inner) {
 }
 inline bool softmax_slabs(const kernel_table &k, bool soft, std::size_t outer, std::size_t n, std::size_t inner,
                           std::size_t total, int threads, const float *out) {
-  if (inner <= column_blocks(n, inner).width) return true;
+  const column_blocks cb(n, inner, out);
+  if (inner <= cb.width) return true;
   if (!whole_rows(outer, threads)) return false;
   if (inner > kColBlock)
-    return total > kColdElements && slabs_by_rows(k, n, slab_width(inner), total) &&
-           !column_blocks(n, inner, out).aligned_rows;
+    return total > kColdElements && slabs_by_rows(k, n, slab_width(inner), total) && !cb.aligned_rows;
   const bool rows = slabs_by_rows(k, n, inner, total);
   if (soft && !k.softmax_chunk_write && !rows) return false;
-  return total <= kColdElements || ((k.wide_slabs_from_memory || rows) && !column_blocks(n, inner, out).aligned_rows);
+  return total <= kColdElements || ((k.wide_slabs_from_memory || rows) && !cb.aligned_rows);
 }
 
 // Whether short columns' output goes around the caches: from memory, where

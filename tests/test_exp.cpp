@@ -69,6 +69,7 @@ using exp_fn = void (*)(const float *, float *, std::size_t);
 struct ExpUnderTest {
   exp_fn f;
   double slope;
+  const char *name;  // as printed
 };
 
 // got is not want, the correctly rounded exp(x) (e: exp(x) in double).
@@ -126,8 +127,7 @@ void sweep(const std::vector<ExpUnderTest> &exps, std::uint32_t lo, std::uint32_
 // Every float of [-104, 0] (every SOFTKIT_TEST_EXP_STRIDE-th) through each exp,
 // on all cores; or of [0, top] when top > 0. One result per exp, each printed
 // under its name.
-std::vector<SweepResult> sweep_all(const std::vector<ExpUnderTest> &exps, const std::vector<const char *> &names,
-                                   float top = 0.0f) {
+std::vector<SweepResult> sweep_all(const std::vector<ExpUnderTest> &exps, float top = 0.0f) {
   std::uint32_t stride = 1;
   if (const char *s = std::getenv("SOFTKIT_TEST_EXP_STRIDE")) stride = (std::uint32_t)std::max(1L, std::atol(s));
   const std::uint32_t lo = top > 0.0f ? 0u : 0x80000000u, hi = to_bits(top > 0.0f ? top : -104.0f);
@@ -162,7 +162,7 @@ std::vector<SweepResult> sweep_all(const std::vector<ExpUnderTest> &exps, const 
       }
       r.worst_frac = std::max(r.worst_frac, p.worst_frac);
     }
-    std::printf("  %s: %llu floats (stride %u), %llu not correctly rounded, worst %u ulp", names[j],
+    std::printf("  %s: %llu floats (stride %u), %llu not correctly rounded, worst %u ulp", exps[j].name,
                 (unsigned long long)r.count, stride, (unsigned long long)r.inexact, r.worst_ulp);
     if (r.inexact)
       std::printf(" (x = %.9g, got %.9g, correctly rounded %.9g), worst |error| %.3f ulp of the exact value",
@@ -184,8 +184,8 @@ TEST_CASE("exp_nonpositive and exp_summed over every float in [-104, 0]", "[exp]
   REQUIRE(g_table->exp_summed != nullptr);
   REQUIRE(to_bits(-104.0f) == 0xC2D00000u);
   std::printf("exp sweep on %s:\n", g_isa_name);
-  const auto r = sweep_all({{g_table->exp_nonpositive, 0.0}, {g_table->exp_summed, 0x1p-28}},
-                           {"the exp of outputs", "the exp of sums"});
+  const auto r = sweep_all(
+      {{g_table->exp_nonpositive, 0.0, "the exp of outputs"}, {g_table->exp_summed, 0x1p-28, "the exp of sums"}});
   INFO("exp of outputs, first value beyond 2 ulp: exp(" << r[0].first_bad_x << ") = " << r[0].first_bad_y
                                                          << ", want " << (float)std::exp((double)r[0].first_bad_x));
   CHECK(r[0].bad == 0);
@@ -201,7 +201,7 @@ TEST_CASE("exp_summed over every float in [0, one_pass_high]", "[exp]") {
   if (g_table->one_pass_high <= 0.0f) return;  // no one-pass sums on this ISA
   std::printf("exp sweep on %s, on [0, %g]:\n", g_isa_name, (double)g_table->one_pass_high);
   const SweepResult r =
-      sweep_all({{g_table->exp_summed, 0x1p-28}}, {"the exp of sums"}, g_table->one_pass_high)[0];
+      sweep_all({{g_table->exp_summed, 0x1p-28, "the exp of sums"}}, g_table->one_pass_high)[0];
   INFO("first value beyond 2 ulp + |x| 2^-28: exp(" << r.first_bad_x << ") = " << r.first_bad_y << ", want "
                                                     << (float)std::exp((double)r.first_bad_x));
   CHECK(r.bad == 0);

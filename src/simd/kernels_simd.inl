@@ -59,12 +59,13 @@ inline std::size_t min_size(std::size_t a, std::size_t b) { return a < b ? a : b
 // never faults, so one past a span's end is harmless.
 constexpr std::size_t kPrefetchBytes = 4096;
 // Prefetch (for a read, or with Write for a store) the `bytes` bytes from p
-// on, kPrefetchBytes further on a pass's way (down with Down). In integers:
+// on, `ahead` bytes further on a pass's way (down with Down). In integers:
 // the address may lie outside the array, where pointer arithmetic may not go.
 template <bool Down = false, bool Write = false>
-__attribute__((always_inline)) inline void prefetch_region(const float *p, std::size_t bytes) {
+__attribute__((always_inline)) inline void prefetch_region(const float *p, std::size_t bytes,
+                                                           std::size_t ahead = kPrefetchBytes) {
   const std::uintptr_t from = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t at = Down ? from - kPrefetchBytes : from + kPrefetchBytes;
+  const std::uintptr_t at = Down ? from - ahead : from + ahead;
   for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const void *>(at + b), Write, 3);
 }
 // The same for the Vectors vectors a step of a pass takes.
@@ -1818,17 +1819,12 @@ struct slab_row_state {
   slab_column c[col_block::kMaxVecs];
 };
 
-// A slab of `width` columns whose rows lie `stride` floats apart (stride >
-// width: a chunk of a wider tensor's columns); the prefetches go a row ahead
-// there, where kPrefetchBytes ahead would land in the other chunks' columns.
-template <bool Write>
-inline void prefetch_ahead(const float *p, std::size_t bytes) {
-  __builtin_prefetch(reinterpret_cast<const void *>(reinterpret_cast<std::uintptr_t>(p) + bytes), Write, 3);
-}
-
 template <int Mode, bool Prev>
 void slab_rows_pass(const slab_step st, std::size_t n, std::size_t width, std::size_t stride, slab_row_state &z) {
   const std::size_t full = width / W, tail = width % W, vecs = full + (tail != 0);
+  // Rows `stride` floats apart, stride > width: a chunk of a wider tensor's
+  // columns, whose prefetches go a row ahead (kPrefetchBytes ahead would land
+  // in the other chunks' columns).
   const std::size_t ahead = stride > width ? stride * sizeof(float) : kPrefetchBytes;
   for (std::size_t v = 0; v < vecs; ++v) {
     z.c[v].next_m = vf(kNegInf);
@@ -1844,8 +1840,8 @@ void slab_rows_pass(const slab_step st, std::size_t n, std::size_t width, std::s
         if (Mode == kSlabKept) store(st.exps + at + v * W, e);
         z.c[v].part += e;
         if (Mode != kSlabKept && v % kLineVectors == 0) {  // see slabs_by_rows
-          prefetch_ahead<false>(st.next_x + at + v * W, ahead);
-          if (Prev) prefetch_ahead<true>(st.prev_y + at + v * W, ahead);
+          prefetch_region(st.next_x + at + v * W, 64, ahead);
+          if (Prev) prefetch_region<false, true>(st.prev_y + at + v * W, 64, ahead);
         }
         z.c[v].next_m = xsimd::max(z.c[v].next_m, load(st.next_x + at + v * W, kNegInf));
         if (Prev) {
