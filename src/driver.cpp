@@ -95,33 +95,61 @@ void rows_from_stats(const kernel_table &k, const float *x, float *y, std::size_
 // their own).
 constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
 
-// inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max)
-// go to y, then one factor per chunk moves them to the row's softmax (many
-// rows past 2 MiB: rows_from_stats).
+// inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max,
+// or scaled) go to y, then one factor per chunk moves them to the row's
+// softmax (many rows past 2 MiB: rows_from_stats).
+//
+// Out of place, where the ISA has it, each chunk's exp pass finds its own max
+// (kernel_table::softmax_chunk_exp_scaled) instead of reading the next
+// chunk's along. Its exps are exp(x) * 2^-k: the factor 2^k exp(-max) / sum
+// brings them to the row's softmax unless that factor is below the normal
+// floats, where up to e^64 times it could be a normal output: such a chunk
+// (a row whose max lies 87 above where the chunk's first values had put k)
+// takes each exp again from x.
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
   if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
     rows_from_stats(k, x, y, outer, n, threads, true);
     return;
   }
+  const bool scaled = k.softmax_chunk_exp_scaled && k.softmax_chunk_write && x != y;
   const chunking ch(n);
   std::vector<span_stats> parts(outer * ch.chunks);
   std::vector<float> factor(parts.size());
-  std::vector<char> zero(parts.size());
+  std::vector<char> zero(parts.size()), again(parts.size());
+  std::vector<double> shift(scaled ? parts.size() : 0);
+  std::vector<row_total> rows(outer);
   const auto row_done = [&](std::size_t o) {
     const std::size_t first = o * ch.chunks;
-    softmax_factors(&parts[first], ch.chunks, 1.0, &factor[first], &zero[first]);
+    rows[o] = softmax_factors(&parts[first], ch.chunks, 1.0, &factor[first], &zero[first],
+                              scaled ? &shift[first] : nullptr);
+    if (scaled)
+      for (std::size_t it = first; it < first + ch.chunks; ++it)
+        again[it] = shift[it] != parts[it].max && factor[it] < std::numeric_limits<float>::min();
   };
   const auto write = [&](std::size_t it, chunk_side &side) {
     if (zero[it]) {
       std::memset(y + ch.offset(it), 0, ch.span(it) * sizeof(float));
       return;
     }
+    if (again[it]) {
+      const row_total &t = rows[it / ch.chunks];
+      k.softmax_chunk_write(x + ch.offset(it), y + ch.offset(it), ch.span(it), t.max, static_cast<float>(1.0 / t.sum));
+      return;
+    }
     side.write_y = y + ch.offset(it);
     side.write_n = ch.span(it);
     side.a = factor[it];
   };
-  walk_long_rows(k, x, ch, outer, threads, chunk_exp_pass(k, x, y, ch, parts.data()), row_done, write);
+  if (!scaled) {
+    walk_long_rows(k, x, ch, outer, threads, chunk_exp_pass(k, x, y, ch, parts.data()), row_done, write);
+    return;
+  }
+  const auto exp_pass = [&](std::size_t it, float, chunk_side *side) {
+    parts[it].sum = k.softmax_chunk_exp_scaled(x + ch.offset(it), y + ch.offset(it), ch.span(it), &parts[it].max,
+                                               &shift[it], side);
+  };
+  walk_long_rows(k, x, ch, outer, threads, exp_pass, row_done, write, false);
 }
 
 // inner == 1, rows of more than kRowChunk, in cache, fewer than kRowsBehind

@@ -150,7 +150,12 @@ struct row_total {
 // (exp(-inf - -inf): the softmax chunks, the scalar kernels) or the lowest float
 // with sum 0 (the SIMD stats); either contributes nothing once another chunk has
 // a larger max. A NaN in a chunk makes its max or its sum NaN.
-inline row_total combine(const span_stats *parts, std::size_t count) {
+// shift: where a chunk's sum is of exp(x - shift[c]) rather than of
+// exp(x - max) (kernel_table::softmax_chunk_exp_scaled); null: the max.
+inline double chunk_shift(const span_stats *parts, const double *shift, std::size_t c) {
+  return shift ? shift[c] : static_cast<double>(parts[c].max);
+}
+inline row_total combine(const span_stats *parts, std::size_t count, const double *shift = nullptr) {
   row_total t{-kInf, 0.0};
   for (std::size_t c = 0; c < count; ++c) {
     if (parts[c].max != parts[c].max) return {parts[c].max, kNaN};
@@ -158,21 +163,23 @@ inline row_total combine(const span_stats *parts, std::size_t count) {
   }
   for (std::size_t c = 0; c < count; ++c) {
     if (parts[c].max == -kInf && t.max != -kInf) continue;
-    t.sum += parts[c].sum * std::exp(static_cast<double>(parts[c].max) - t.max);
+    t.sum += parts[c].sum * std::exp(chunk_shift(parts, shift, c) - t.max);
   }
   return t;
 }
 
-// Each chunk's factor to its row's softmax, scale * exp(chunk max - row max) / sum,
+// Each chunk's factor to its row's softmax, scale * exp(chunk shift - row max) / sum,
 // and whether it holds nothing above -inf in a finite row under a finite scale
 // (zeros there: p = 0). Elsewhere the factor is NaN, as PyTorch's row is: +inf
 // or NaN in the row, or an infinite scale times p = 0.
-inline void softmax_factors(const span_stats *parts, std::size_t chunks, double scale, float *factor, char *zero) {
-  const row_total t = combine(parts, chunks);
+inline row_total softmax_factors(const span_stats *parts, std::size_t chunks, double scale, float *factor, char *zero,
+                                 const double *shift = nullptr) {
+  const row_total t = combine(parts, chunks, shift);
   for (std::size_t c = 0; c < chunks; ++c) {
     zero[c] = parts[c].max == -kInf && t.finite() && std::isfinite(scale);
-    factor[c] = static_cast<float>(scale * (std::exp(static_cast<double>(parts[c].max) - t.max) / t.sum));
+    factor[c] = static_cast<float>(scale * (std::exp(chunk_shift(parts, shift, c) - t.max) / t.sum));
   }
+  return t;
 }
 
 // A long row's chunks: the count kRowChunk asks for, rounded up to a multiple
@@ -221,22 +228,25 @@ inline void run_write(const kernel_table &k, const chunk_side &side) {
     k.scale(side.write_y, side.write_n, side.a);
 }
 
+// Without maxima (an exp pass that finds its own, softmax_chunk_exp_scaled)
+// exp gets max 0 and no next chunk.
 template <class Exp, class RowDone, class Write>
 void walk_chunks(const kernel_table &k, const float *x, const chunking &ch, std::size_t b, std::size_t e,
-                 fuse how, Exp &&exp, RowDone &&row_done, Write &&write) {
+                 fuse how, Exp &&exp, RowDone &&row_done, Write &&write, bool maxima = true) {
   if (b >= e) return;
   const bool writes = how == fuse::max_write;
-  float max = k.chunk_max(x + ch.offset(b), ch.span(b));
+  float max = maxima ? k.chunk_max(x + ch.offset(b), ch.span(b)) : 0.0f;
   for (std::size_t it = b; it < e; ++it) {
     chunk_side side;
     side.pipelined = how != fuse::none;
-    if (it + 1 < e && how != fuse::none) {
+    if (maxima && it + 1 < e && how != fuse::none) {
       side.next = x + ch.offset(it + 1);
       side.next_n = ch.span(it + 1);
     }
     if (writes && it >= b + ch.chunks) write(it - ch.chunks, side);
     exp(it, max, &side);
-    if (it + 1 < e) max = how != fuse::none ? side.next_max : k.chunk_max(x + ch.offset(it + 1), ch.span(it + 1));
+    if (maxima && it + 1 < e)
+      max = how != fuse::none ? side.next_max : k.chunk_max(x + ch.offset(it + 1), ch.span(it + 1));
     if (writes && (it + 1) % ch.chunks == 0) row_done(it / ch.chunks);
   }
   if (!writes) return;
@@ -267,9 +277,9 @@ inline fuse write_fusion(std::size_t outer, std::size_t n, int threads) {
 // with `how` (none or max): exp(it, max, side) per item.
 template <class Exp>
 void first_pass(const kernel_table &k, const float *x, const chunking &ch, std::size_t items, fuse how, int threads,
-                Exp &&exp) {
+                Exp &&exp, bool maxima = true) {
   parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
-    walk_chunks(k, x, ch, b, e, how, exp, [](std::size_t) {}, [](std::size_t, chunk_side &) {});
+    walk_chunks(k, x, ch, b, e, how, exp, [](std::size_t) {}, [](std::size_t, chunk_side &) {}, maxima);
   });
 }
 
@@ -278,16 +288,16 @@ void first_pass(const kernel_table &k, const float *x, const chunking &ch, std::
 // over the items, every row's row_done, and the writes on their own.
 template <class Exp, class RowDone, class Write>
 void walk_long_rows(const kernel_table &k, const float *x, const chunking &ch, std::size_t outer, int threads,
-                    Exp &&exp, RowDone &&row_done, Write &&write) {
+                    Exp &&exp, RowDone &&row_done, Write &&write, bool maxima = true) {
   const fuse how = write_fusion(outer, ch.n, threads);
   if (how == fuse::max_write) {
     parallel_ranges(outer, threads, [&](std::size_t b, std::size_t e) {
-      walk_chunks(k, x, ch, b * ch.chunks, e * ch.chunks, how, exp, row_done, write);
+      walk_chunks(k, x, ch, b * ch.chunks, e * ch.chunks, how, exp, row_done, write, maxima);
     });
     return;
   }
   const std::size_t items = outer * ch.chunks;
-  first_pass(k, x, ch, items, how, threads, exp);
+  first_pass(k, x, ch, items, how, threads, exp, maxima);
   for (std::size_t o = 0; o < outer; ++o) row_done(o);
   parallel_ranges(items, threads, [&](std::size_t b, std::size_t e) {
     for (std::size_t it = b; it < e; ++it) {

@@ -157,6 +157,13 @@ struct kernel_table {
   float (*chunk_max)(const float *x, std::size_t n);
   // y = exp(x - max), max = chunk_max(x); returns the sum of y. side may be null.
   double (*softmax_chunk_exp)(const float *x, float *y, std::size_t n, float max, chunk_side *side);
+  // The same without the max beforehand: y = exp(x - shift), the chunk's max
+  // (as chunk_max has it) in *max, the shift (the max, or k ln2 for an
+  // integer k) in *shift; returns the sum of y. The walk gives it no next
+  // chunk (side->next is not read): only a write rides along. Null where the
+  // ISA has no isa_ops::exp_scaled.
+  double (*softmax_chunk_exp_scaled)(const float *x, float *y, std::size_t n, float *max, double *shift,
+                                     chunk_side *side);
   void (*scale)(float *y, std::size_t n, float factor);
   // The chunk's max (as chunk_max has it), sum of exp(x - max) and, if smooth,
   // smoothing sum. write: null, or another chunk for the pass to write along

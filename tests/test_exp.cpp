@@ -305,6 +305,51 @@ TEST_CASE("exp_nonpositive and exp_summed special values", "[exp]") {
   }
 }
 
+// softmax_chunk_exp_scaled (AVX-512): the exps of a long row's chunk taken as
+// exp(x) * 2^-k, k from the chunk's first 64 values, from k ln2 - 104 to
+// k ln2 + 80 (sums of such terms stay finite): within 2 ulp of the correctly
+// rounded value, as the exp of outputs, for k from -115 to 115 (first values
+// -80 to 80), and x itself up to 160 in magnitude. The first 64 values are
+// k ln2; the others random in that range, a masked tail among them. (With
+// ln2 in one part, as the exp of sums, the worst reached 9 ulp at x = 158.)
+TEST_CASE("softmax_chunk_exp_scaled: exp(x) * 2^-k within 2 ulp", "[exp]") {
+  REQUIRE(g_table != nullptr);
+  if (g_table->softmax_chunk_exp_scaled == nullptr) return;  // not on this ISA
+  std::mt19937_64 rng(11);
+  const std::size_t first = 64, n = first + 300001;
+  std::vector<float> x(n), y(n);
+  for (int k : {-115, -57, -1, 0, 1, 60, 115}) {
+    const double k_ln2 = k * 0.6931471805599453;
+    std::uniform_real_distribution<double> u(k_ln2 - 104.0, k_ln2 + 80.0);
+    std::fill(x.begin(), x.begin() + first, static_cast<float>(k_ln2));
+    for (std::size_t i = first; i < n; ++i) x[i] = static_cast<float>(u(rng));
+    float max = 0.0f;
+    double shift = 0.0;
+    const double sum = g_table->softmax_chunk_exp_scaled(x.data(), y.data(), n, &max, &shift, nullptr);
+    INFO("k = " << k);
+    REQUIRE(shift == k_ln2);
+    CHECK(max == *std::max_element(x.begin(), x.end()));
+    std::uint32_t worst = 0;
+    float worst_x = 0.0f;
+    long double want_sum = 0.0L;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double e = std::ldexp(std::exp(static_cast<double>(x[i])), -k);
+      want_sum += e;
+      const std::uint32_t a = to_bits(y[i]), b = to_bits(static_cast<float>(e));
+      const std::uint32_t dist = a > b ? a - b : b - a;
+      if (dist > worst) {
+        worst = dist;
+        worst_x = x[i];
+      }
+    }
+    std::printf("softmax_chunk_exp_scaled on %s, k = %d: worst %u ulp (x = %.9g)\n", g_isa_name, k, worst,
+                (double)worst_x);
+    INFO("worst at x = " << worst_x);
+    CHECK(worst <= 2);
+    CHECK(std::fabs((long double)sum - want_sum) <= 1e-6L * want_sum);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *want = std::getenv("SOFTKIT_TEST_ISA");
   softkit_isa isa = softkit::active_kernels()->isa;

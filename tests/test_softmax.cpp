@@ -47,3 +47,46 @@ TEST_CASE("softmax of rows and column blocks: the same bits wherever x and y sit
 TEST_CASE("softmax of sums whose terms lie at half an ulp of the max's", "[softmax][accuracy]") {
   suite_half_ulp_terms(Op::Softmax);
 }
+
+// Long rows out of place, on AVX-512: each chunk's exps are exp(x) * 2^-k, k
+// from the chunk's first 64 values, its max found on the way
+// (kernel_table::softmax_chunk_exp_scaled). Rows whose later values climb or
+// fall far from those first ones, in every chunk (chunks of 12352 here):
+// - climb: exps up to e^70, kept;
+// - overflow: one value e^95 above the first ones: the sum overflows, and
+//   the chunk takes its max and runs again;
+// - fall: values 130 below, far under the exp's reach (zeros);
+// - again: the first chunk's exps reach e^55 while its factor to the row
+//   (the row's max lies 120 above its first values) is below the normal
+//   floats: its outputs, normal floats near 6e-29, are taken again from x.
+// Alone and three to a call (the writes of a row ride along the next one's
+// exps), on 1 and 2 threads. Not under the emulator, where no ISA takes it.
+TEST_CASE("softmax of long rows whose values climb or fall far from each chunk's first", "[softmax][accuracy]") {
+  if (emulated()) return;
+  const std::size_t n = 3 * 16384 + 77, chunk = 12352, first = 64;
+  struct climb_case {
+    const char *name;
+    float first, rest, peak;  // peak: one value in the middle of each chunk, if not 0
+  };
+  const climb_case cases[] = {{"climb", -40.0f, 30.0f, 0.0f},
+                              {"overflow", -50.0f, 0.0f, 45.0f},
+                              {"fall", 10.0f, -130.0f, 0.0f},
+                              {"again", -80.0f, -25.0f, 0.0f}};
+  for (const climb_case &c : cases)
+    for (std::size_t rows : {1, 3})
+      for (int threads : {1, 2}) {
+        auto x = make_tensor(Dist::Normal1, rows, n, 1, rows + threads);
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t k = 0; k < n; ++k) {
+            float &v = x[r * n + k];
+            const std::size_t at = k % chunk;
+            if (std::string(c.name) == "again" && k >= chunk)  // the chunks after the first: ordinary values
+              v += k == 2 * chunk + chunk / 2 ? 40.0f : 0.0f;
+            else
+              v += at < first ? c.first : at == chunk / 2 && c.peak != 0.0f ? c.peak : c.rest;
+          }
+        ScopedThreads t(threads);
+        verify(Op::Softmax, x, rows, n, 1,
+               std::string(c.name) + ", " + shape_label(rows, n, 1) + ", " + std::to_string(threads) + " threads");
+      }
+}

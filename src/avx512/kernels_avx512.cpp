@@ -207,27 +207,52 @@ struct isa_ops {
   static vf exp_unclamped(vf v) {
     return exp_lanes<Sum>(v, 0xFFFF);
   }
-  // The exp of the lanes in keep, 0 in the others.
+  // The table, 2^(j/32) for j = 0..31, in two registers.
+  struct exp_table {
+    __m512 lo, hi;
+  };
+  static exp_table table() {
+    return {_mm512_setr_ps(0x1.000000p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f, 0x1.172b84p+0f,
+                           0x1.1d4874p+0f, 0x1.2387a6p+0f, 0x1.29e9e0p+0f, 0x1.306fe0p+0f, 0x1.371a74p+0f,
+                           0x1.3dea64p+0f, 0x1.44e086p+0f, 0x1.4bfdaep+0f, 0x1.5342b6p+0f, 0x1.5ab07ep+0f,
+                           0x1.6247ecp+0f),
+            _mm512_setr_ps(0x1.6a09e6p+0f, 0x1.71f75ep+0f, 0x1.7a1148p+0f, 0x1.82589ap+0f, 0x1.8ace54p+0f,
+                           0x1.93737cp+0f, 0x1.9c4918p+0f, 0x1.a5503cp+0f, 0x1.ae89fap+0f, 0x1.b7f770p+0f,
+                           0x1.c199bep+0f, 0x1.cb720ep+0f, 0x1.d5818ep+0f, 0x1.dfc974p+0f, 0x1.ea4afap+0f,
+                           0x1.f50766p+0f)};
+  }
+  // The exp of the lanes in keep, 0 in the others; from a table times 2^-k,
+  // exp(x) * 2^-k.
   template <bool Sum = false>
-  static vf exp_lanes(vf v, __mmask16 keep) {
-    const __m512 lo = _mm512_setr_ps(
-        0x1.000000p+0f, 0x1.059b0ep+0f, 0x1.0b5586p+0f, 0x1.11301ep+0f, 0x1.172b84p+0f, 0x1.1d4874p+0f,
-        0x1.2387a6p+0f, 0x1.29e9e0p+0f, 0x1.306fe0p+0f, 0x1.371a74p+0f, 0x1.3dea64p+0f, 0x1.44e086p+0f,
-        0x1.4bfdaep+0f, 0x1.5342b6p+0f, 0x1.5ab07ep+0f, 0x1.6247ecp+0f);
-    const __m512 hi = _mm512_setr_ps(
-        0x1.6a09e6p+0f, 0x1.71f75ep+0f, 0x1.7a1148p+0f, 0x1.82589ap+0f, 0x1.8ace54p+0f, 0x1.93737cp+0f,
-        0x1.9c4918p+0f, 0x1.a5503cp+0f, 0x1.ae89fap+0f, 0x1.b7f770p+0f, 0x1.c199bep+0f, 0x1.cb720ep+0f,
-        0x1.d5818ep+0f, 0x1.dfc974p+0f, 0x1.ea4afap+0f, 0x1.f50766p+0f);
+  static vf exp_lanes(vf v, __mmask16 keep, const exp_table &tab = table()) {
     const __m512 magic = _mm512_set1_ps(393216.0f);  // 1.5 * 2^18: rounds to k / 32
     const __m512 t = _mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504f), magic);
     const __m512 k32 = _mm512_sub_ps(t, magic);
     __m512 r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(0x1.62e430p-1f), v);       // float(ln2)
     if (!Sum) r = _mm512_fnmadd_ps(k32, _mm512_set1_ps(-0x1.05c610p-29f), r);  // ln2 - float(ln2)
-    const __m512 table_j = _mm512_permutex2var_ps(lo, _mm512_castps_si512(t), hi);
+    const __m512 table_j = _mm512_permutex2var_ps(tab.lo, _mm512_castps_si512(t), tab.hi);
     const __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(0x1.00004ap-1f), _mm512_set1_ps(0x1.0000f6p+0f));
     const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(table_j, r), q, table_j);
     return _mm512_maskz_scalef_ps(keep, p, k32);
   }
+  // exp(x) * 2^-k, |k| <= 126, for the exps softmax outputs, taken from x
+  // itself rather than x - max: the exp's own reduction works from x, so the
+  // result is as close as the exp is (no rounding of x - max), and 2^-k rides
+  // in the table (a power of two: exact). The pass saves its subtraction, and
+  // needs no max beforehand (see softmax_chunk_exp_scaled). Unclamped: below
+  // k ln2 - 104 the lanes go as exp_unclamped's below -104; clamped: 0 there.
+  struct exp_scaled {
+    exp_table tab;
+    __m512 low;
+    explicit exp_scaled(int k)
+        : tab{_mm512_scalef_ps(table().lo, _mm512_set1_ps(static_cast<float>(-k))),
+              _mm512_scalef_ps(table().hi, _mm512_set1_ps(static_cast<float>(-k)))},
+          low(_mm512_set1_ps(static_cast<float>(k * 0.6931471805599453 - 104.0))) {}
+    template <bool Clamped>
+    vf of(vf x) const {
+      return exp_lanes<false>(x, Clamped ? _mm512_cmp_ps_mask(x, low, _CMP_NLT_UQ) : __mmask16(0xFFFF), tab);
+    }
+  };
 };
 
 #include "simd/kernels_simd.inl"

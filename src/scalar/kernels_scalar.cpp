@@ -301,7 +301,7 @@ void soft_ce_cols(const float *x, const float *t, std::size_t n, std::size_t str
 }
 
 constexpr kernel_table kTable{SOFTKIT_ISA_SCALAR, exp_nonpositive,   exp_nonpositive, 0.0f /* no one-pass sums */, softmax_rows, log_softmax_rows,
-                              logsumexp_rows,     stats_rows,        nullptr /* nll_sum: the driver's loop */, span_max, softmax_chunk_exp, scale,
+                              logsumexp_rows,     stats_rows,        nullptr /* nll_sum: the driver's loop */, span_max, softmax_chunk_exp, nullptr /* softmax_chunk_exp_scaled */, scale,
                               stats_chunk,        log_softmax_chunk_write, nullptr /* softmax_chunk_write: keeps its exps */, log_shift_chunk, log_shifted_write, softmax_cols, log_softmax_cols,
                               nullptr /* cols_run: block by block */, slabs, slab_rows::never, false,
                               nullptr /* short_cols: block by block */, nullptr /* short_col_stats: likewise */, 0, 0,

@@ -630,6 +630,7 @@ constexpr kernel_table make_table(softkit_isa isa) {
                       isa_ops::nll_sum,
                       chunk_max,
                       softmax_chunk_exp,
+                      scaled_chunk_exp<isa_ops>(0),
                       scale,
                       stats_chunk,
                       log_softmax_chunk_write,

@@ -373,12 +373,27 @@ inline float row_max(const float *x, std::size_t n) {
 // along. Fast: the unclamped exp (see exp_unclamped).
 enum store_what { kStoreNone, kStoreExp, kStoreShifted };  // y = nothing, exp(x - m), x - m
 
-template <int Store, bool Fast, bool Backward, class Side>
-inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, Side &&side_out) {
-  // A local copy: its accumulators then stay in registers through the loop.
+// What a row pass takes the exp of: arg(v) of each vector v of x (what
+// kStoreShifted stores), then exp<Fast>(arg) (Fast: unclamped).
+// x - m, by the exp of outputs or of sums (Sum):
+template <bool Sum>
+struct minus_max {
+  vf vm;
+  template <int>
+  vf arg(vf v) {
+    return v - vm;
+  }
+  template <bool Fast>
+  vf exp(vf d) const {
+    return exp_pass<Fast, Sum>(d);
+  }
+};
+
+template <int Store, bool Fast, bool Backward, class Arg, class Side>
+inline double exp_sum_blocks(const float *x, float *y, std::size_t n, Arg &arg_out, Side &&side_out) {
+  // Local copies: their accumulators then stay in registers through the loop.
   typename std::decay<Side>::type side = side_out;
-  constexpr bool kSumOnly = Store != kStoreExp;  // the exps are not output: the exp of sums
-  const vf vm(m);
+  Arg f = arg_out;
   wide_sum acc{};
   constexpr std::size_t step = kUnroll * W;
   const std::size_t blocks = n / step;
@@ -390,10 +405,12 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
     for (; j < end; j += step, i = Backward ? i - step : i + step) {
       prefetch_step<Backward>(x + i);
       if (Store != kStoreNone) prefetch_step<Backward, true>(y + i);
-      const vf d0 = vf::load_unaligned(x + i) - vm, d1 = vf::load_unaligned(x + i + W) - vm;
-      const vf d2 = vf::load_unaligned(x + i + 2 * W) - vm, d3 = vf::load_unaligned(x + i + 3 * W) - vm;
-      const vf e0 = exp_pass<Fast, kSumOnly>(d0), e1 = exp_pass<Fast, kSumOnly>(d1);
-      const vf e2 = exp_pass<Fast, kSumOnly>(d2), e3 = exp_pass<Fast, kSumOnly>(d3);
+      const vf d0 = f.template arg<0>(vf::load_unaligned(x + i));
+      const vf d1 = f.template arg<1>(vf::load_unaligned(x + i + W));
+      const vf d2 = f.template arg<2>(vf::load_unaligned(x + i + 2 * W));
+      const vf d3 = f.template arg<3>(vf::load_unaligned(x + i + 3 * W));
+      const vf e0 = f.template exp<Fast>(d0), e1 = f.template exp<Fast>(d1);
+      const vf e2 = f.template exp<Fast>(d2), e3 = f.template exp<Fast>(d3);
       if (Store != kStoreNone) {
         (Store == kStoreExp ? e0 : d0).store_unaligned(y + i);
         (Store == kStoreExp ? e1 : d1).store_unaligned(y + i + W);
@@ -408,20 +425,26 @@ inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, S
   vf a(0.0f);
   i = blocks * step;
   for (; i + W <= n; i += W) {
-    const vf d = vf::load_unaligned(x + i) - vm, e = exp_pass<Fast, kSumOnly>(d);
+    const vf d = f.template arg<0>(vf::load_unaligned(x + i)), e = f.template exp<Fast>(d);
     if (Store != kStoreNone) (Store == kStoreExp ? e : d).store_unaligned(y + i);
     a += e;
   }
   if (i < n) {
     // The tail's padding is -inf: the clamped exp, whose zeros cost nothing (see isa_ops::exp).
-    const vf d = isa_ops::load_tail(x + i, n - i, kNegInf) - vm, e = exp_nonpos<kSumOnly>(d);
+    const vf d = f.template arg<1>(isa_ops::load_tail(x + i, n - i, kNegInf)), e = f.template exp<false>(d);
     if (Store != kStoreNone) isa_ops::store_tail(y + i, Store == kStoreExp ? e : d, n - i);
     a += e;
   }
   acc.add(a);
   side.finish();
   side_out = side;
+  arg_out = f;
   return acc.total();
+}
+template <int Store, bool Fast, bool Backward, class Side>
+inline double exp_sum_blocks(const float *x, float *y, std::size_t n, float m, Side &&side) {
+  minus_max<Store != kStoreExp> f{vf(m)};  // exps that are not output: the exp of sums
+  return exp_sum_blocks<Store, Fast, Backward>(x, y, n, f, side);
 }
 
 // In a pipeline, where a side_max reads the next span (from memory, say), an
@@ -1171,6 +1194,73 @@ inline auto with_chunk_side(chunk_side *cs, F &&f) {
 
 double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
   return with_chunk_side(side, [&](auto &&s) { return row_exp_sum<kStoreExp>(x, y, n, max, s); });
+}
+
+// A long row's chunk whose max is not known beforehand, where the ISA has
+// isa_ops::exp_scaled (kernel_table::softmax_chunk_exp_scaled): y = exp(x) *
+// 2^-k, k from the max of the chunk's first step, and the chunk's max found in
+// the same pass (a vmaxps per vector, on the x it loads anyway). Reading the
+// next chunk's max along, as softmax_chunk_exp's pipeline does, a second
+// stream of loads, had cost more than that and the subtraction it saves.
+// AVX-512 softmax (A/B, 1 thread): 1 x 262144 +10-19%, 1 x 50257 +9-14%,
+// 2 x 100000 +12-20%, 4 x 50257 +20%, 1 x 4194304 +4-11%; 2 threads +4-14%.
+// k comes from the chunk's own values and the pass always goes up: the
+// results do not depend on the threads nor on the address. The side's write
+// (the chunk of the row before) rides along as in softmax_chunk_exp.
+template <class Ops>
+struct times_pow2 {
+  typename Ops::exp_scaled e;
+  vf m[kUnroll];  // one per vector of a step: maxima that do not wait on each other
+  template <int V>
+  vf arg(vf v) {
+    m[V] = xsimd::max(m[V], v);
+    return v;
+  }
+  float max() const { return isa_ops::hmax(xsimd::max(xsimd::max(m[0], m[1]), xsimd::max(m[2], m[3]))); }
+  template <bool Fast>
+  vf exp(vf v) const {
+    return e.template of<!Fast>(v);
+  }
+};
+// Taken where k ln2 lies within kScaledFirst of 0 (2^-k then scales the
+// table exactly), and kept where the sum is finite: else the chunk's values
+// climbed e^88 above the first step's (or it holds +inf or NaN), and it takes
+// softmax_chunk_exp with its max.
+constexpr float kScaledFirst = 80.0f;
+template <class Ops = isa_ops>
+double softmax_chunk_exp_scaled(const float *x, float *y, std::size_t n, float *max, double *shift,
+                                chunk_side *side) {
+  const float first = row_max(x, min_size(n, kUnroll * W));
+  if (x != y && first >= -kScaledFirst && first <= kScaledFirst) {
+    const int k = static_cast<int>(std::lrint(first * 1.4426950408889634f));
+    const double k_ln2 = k * 0.6931471805599453;
+    const times_pow2<Ops> start{typename Ops::exp_scaled(k), {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)}};
+    times_pow2<Ops> f = start;
+    const auto pass = [&](auto &&w) { return exp_sum_blocks<kStoreExp, true, false>(x, y, n, f, w); };
+    double s = side && side->write_n ? pass(side_write<kScale>(nullptr, side->write_y, side->write_n, side->a, 0.0f))
+                                     : pass(no_side{});
+    if (!finite_sum(s)) {  // -inf, or far below the first: clamped (see row_exp_sum)
+      f = start;
+      s = exp_sum_blocks<kStoreExp, false, false>(x, y, n, f, no_side{});
+    }
+    if (finite_sum(s)) {
+      *max = f.max();
+      *shift = k_ln2;
+      return s;
+    }
+    side = nullptr;  // its write is done
+  }
+  *max = *shift = chunk_max(x, n);
+  return side ? softmax_chunk_exp(x, y, n, *max, side) : row_exp_sum<kStoreExp>(x, y, n, *max);
+}
+using scaled_chunk_exp_fn = double (*)(const float *, float *, std::size_t, float *, double *, chunk_side *);
+template <class Ops, class = typename Ops::exp_scaled>
+constexpr scaled_chunk_exp_fn scaled_chunk_exp(int) {
+  return &softmax_chunk_exp_scaled<Ops>;
+}
+template <class Ops>
+constexpr scaled_chunk_exp_fn scaled_chunk_exp(long) {
+  return nullptr;
 }
 
 void scale(float *y, std::size_t n, float factor) { row_scale(y, n, factor); }
