@@ -103,9 +103,9 @@ constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
 // (kernel_table::softmax_chunk_exp_scaled) instead of reading the next
 // chunk's along. Its exps are exp(x) * 2^-k: the factor 2^k exp(-max) / sum
 // brings them to the row's softmax unless that factor is below the normal
-// floats, where up to e^64 times it could be a normal output: such a chunk
-// (a row whose max lies 87 above where the chunk's first values had put k)
-// takes each exp again from x.
+// floats, where an exp above 1 (they reach e^88) times it could be a normal
+// output: such a chunk (a row whose max lies 87 above where the chunk's first
+// values had put k) takes each exp again from x.
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
   if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
