@@ -72,7 +72,8 @@ TEST_CASE("softmax of long rows whose values climb or fall far from each chunk's
                               {"overflow", -50.0f, 0.0f, 45.0f},
                               {"fall", 10.0f, -130.0f, 0.0f},
                               {"again", -80.0f, -25.0f, 0.0f}};
-  for (const climb_case &c : cases)
+  for (const climb_case &c : cases) {
+    const bool again = std::string(c.name) == "again";
     for (std::size_t rows : {1, 3})
       for (int threads : {1, 2}) {
         auto x = make_tensor(Dist::Normal1, rows, n, 1, rows + threads);
@@ -80,7 +81,7 @@ TEST_CASE("softmax of long rows whose values climb or fall far from each chunk's
           for (std::size_t k = 0; k < n; ++k) {
             float &v = x[r * n + k];
             const std::size_t at = k % chunk;
-            if (std::string(c.name) == "again" && k >= chunk)  // the chunks after the first: ordinary values
+            if (again && k >= chunk)  // the chunks after the first: ordinary values
               v += k == 2 * chunk + chunk / 2 ? 40.0f : 0.0f;
             else
               v += at < first ? c.first : at == chunk / 2 && c.peak != 0.0f ? c.peak : c.rest;
@@ -89,4 +90,5 @@ TEST_CASE("softmax of long rows whose values climb or fall far from each chunk's
         verify(Op::Softmax, x, rows, n, 1,
                std::string(c.name) + ", " + shape_label(rows, n, 1) + ", " + std::to_string(threads) + " threads");
       }
+  }
 }

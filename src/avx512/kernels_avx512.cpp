@@ -244,10 +244,11 @@ struct isa_ops {
   struct exp_scaled {
     exp_table tab;
     __m512 low;
-    explicit exp_scaled(int k)
-        : tab{_mm512_scalef_ps(table().lo, _mm512_set1_ps(static_cast<float>(-k))),
-              _mm512_scalef_ps(table().hi, _mm512_set1_ps(static_cast<float>(-k)))},
-          low(_mm512_set1_ps(static_cast<float>(k * 0.6931471805599453 - 104.0))) {}
+    explicit exp_scaled(int k) : tab(table()), low(_mm512_set1_ps(static_cast<float>(k * 0.6931471805599453 - 104.0))) {
+      const __m512 minus_k = _mm512_set1_ps(static_cast<float>(-k));
+      tab.lo = _mm512_scalef_ps(tab.lo, minus_k);
+      tab.hi = _mm512_scalef_ps(tab.hi, minus_k);
+    }
     template <bool Clamped>
     vf of(vf x) const {
       return exp_lanes<false>(x, Clamped ? _mm512_cmp_ps_mask(x, low, _CMP_NLT_UQ) : __mmask16(0xFFFF), tab);

@@ -1171,6 +1171,14 @@ inline float nan_if_all_low(const float *x, std::size_t n, float m) {
 
 float chunk_max(const float *x, std::size_t n) { return nan_if_all_low(x, n, row_max(x, n)); }
 
+// Runs f with the chunk_side's write (the last pass of the chunk before) as
+// its side: softmax's scaling or log-softmax's y -= shift.
+template <class F>
+inline auto with_chunk_write(const chunk_side &cs, F &&f) {
+  if (cs.write_x) return f(side_write<kSubtract>(nullptr, cs.write_y, cs.write_n, 0.0f, cs.c));
+  return f(side_write<kScale>(nullptr, cs.write_y, cs.write_n, cs.a, cs.b));
+}
+
 // Runs f with the chunk_side's work as a side of its exp pass.
 template <class F>
 inline auto with_chunk_side(chunk_side *cs, F &&f) {
@@ -1188,8 +1196,7 @@ inline auto with_chunk_side(chunk_side *cs, F &&f) {
     if (cs->next_n) cs->next_max = nan_if_all_low(cs->next, cs->next_n, side.first.result);
     return result;
   };
-  if (cs->write_x) return run(side_write<kSubtract>(nullptr, cs->write_y, cs->write_n, 0.0f, cs->c));
-  return run(side_write<kScale>(nullptr, cs->write_y, cs->write_n, cs->a, cs->b));
+  return with_chunk_write(*cs, run);
 }
 
 double softmax_chunk_exp(const float *x, float *y, std::size_t n, float max, chunk_side *side) {
@@ -1237,8 +1244,7 @@ double softmax_chunk_exp_scaled(const float *x, float *y, std::size_t n, float *
     const times_pow2<Ops> start{typename Ops::exp_scaled(k), {vf(kNegInf), vf(kNegInf), vf(kNegInf), vf(kNegInf)}};
     times_pow2<Ops> f = start;
     const auto pass = [&](auto &&w) { return exp_sum_blocks<kStoreExp, true, false>(x, y, n, f, w); };
-    double s = side && side->write_n ? pass(side_write<kScale>(nullptr, side->write_y, side->write_n, side->a, 0.0f))
-                                     : pass(no_side{});
+    double s = side && side->write_n ? with_chunk_write(*side, pass) : pass(no_side{});
     if (!finite_sum(s)) {  // -inf, or far below the first: clamped (see row_exp_sum)
       f = start;
       s = exp_sum_blocks<kStoreExp, false, false>(x, y, n, f, no_side{});
