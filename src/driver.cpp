@@ -14,6 +14,7 @@
 #include "driver_common.h"
 #include "kernels.h"
 #include "threading.h"
+#include "tuning.h"
 
 namespace softkit {
 namespace {
@@ -30,10 +31,11 @@ float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
   return pos_inf ? kInf : -kInf;
 }
 
-// From this many long rows on, a log-softmax in cache takes the one-pass chunk
-// stats with the writes a row behind: with fewer, most threads would hold a
-// single row, whose writes no later pass can take along (1 x 50257: -5%, 1 x
-// 262144: -9%), and the shifted passes do better. By shape, never by threads.
+// From this many long rows on, softmax past L2 may take each exp again
+// (softmax_long_rows). A log-softmax in cache takes the shifted passes below
+// the tuning's log_stats_from_rows: with few rows, most threads would hold a
+// single row, whose writes no later pass can take along (see tuning.cpp). By
+// shape and CPU, never by threads.
 constexpr std::size_t kRowsBehind = 4;
 
 // Long rows in two passes from x: each chunk's stats (one pass where the
@@ -88,11 +90,11 @@ void rows_from_stats(const kernel_table &k, const float *x, float *y, std::size_
 
 // Softmax over long rows whose x and y together outgrow an L2 of 2 MiB, from
 // kRowsBehind rows on, where the ISA takes each exp again (kernel_table::
-// softmax_chunk_write): rows_from_stats, rather than the exps stored in y and
-// read back. AVX-512, 1 thread: 32 x 50257 +13-21%, 8 x 50257 +15-19%,
-// 4 x 131072 +19%, 16 x 20000 +19%, from memory (64 x 50257, 16 x 262144)
-// +4-15%; with fewer rows or in L2, -1 to -6% (the last row's exps again, on
-// their own).
+// softmax_chunk_write) and the tuning says so: rows_from_stats, rather than
+// the exps stored in y and read back. AVX-512, 1 thread, Intel: 32 x 50257
+// +13-21%, 8 x 50257 +15-19%, 4 x 131072 +19%, 16 x 20000 +19%, from memory
+// (64 x 50257, 16 x 262144) +4-15%; with fewer rows or in L2, -1 to -6% (the
+// last row's exps again, on their own). Zen 5: -12 to -16% (tuning.cpp).
 constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
 
 // inner == 1, rows of more than kRowChunk: each chunk's exps (to its own max,
@@ -108,7 +110,8 @@ constexpr std::size_t kExpAgainElements = std::size_t{1} << 18;
 // values had put k) takes each exp again from x.
 void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                        int threads) {
-  if (k.softmax_chunk_write && outer >= kRowsBehind && outer * n > kExpAgainElements) {
+  if (k.softmax_chunk_write && active_tuning().softmax_exp_again && outer >= kRowsBehind &&
+      outer * n > kExpAgainElements) {
     rows_from_stats(k, x, y, outer, n, threads, true);
     return;
   }
@@ -152,8 +155,8 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
   walk_long_rows(k, x, ch, outer, threads, exp_pass, row_done, write, false);
 }
 
-// inner == 1, rows of more than kRowChunk, in cache, fewer than kRowsBehind
-// rows: the first pass over each chunk finds its sum and leaves x - chunk max
+// inner == 1, rows of more than kRowChunk, in cache, fewer rows than the
+// tuning's log_stats_from_rows: the first pass over each chunk finds its sum and leaves x - chunk max
 // in y (a store hidden behind its exps), the last is y -= shift in place.
 void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                               int threads) {
@@ -193,7 +196,7 @@ void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, s
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
   const bool cold = outer * n > kColdElements;
-  if (!cold && outer < kRowsBehind) {
+  if (!cold && outer < active_tuning().log_stats_from_rows) {
     log_softmax_shifted_rows(k, x, y, outer, n, threads);
     return;
   }
