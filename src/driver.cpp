@@ -156,8 +156,9 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
 }
 
 // inner == 1, rows of more than kRowChunk, in cache, fewer rows than the
-// tuning's log_stats_from_rows: the first pass over each chunk finds its sum and leaves x - chunk max
-// in y (a store hidden behind its exps), the last is y -= shift in place.
+// tuning's log_stats_from_rows: the first pass over each chunk finds its sum
+// and leaves x - chunk max in y (a store hidden behind its exps), the last is
+// y -= shift in place.
 void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                               int threads) {
   const chunking ch(n);
