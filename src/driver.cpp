@@ -32,10 +32,11 @@ float logsumexp_special(const float *x, std::size_t n, std::size_t stride) {
 }
 
 // From this many long rows on, softmax past L2 may take each exp again
-// (softmax_long_rows). A log-softmax in cache takes the shifted passes below
-// the tuning's log_stats_from_rows: with few rows, most threads would hold a
-// single row, whose writes no later pass can take along (see tuning.cpp). By
-// shape and CPU, never by threads.
+// (softmax_long_rows), and a log-softmax in cache takes the chunk stats with
+// the writes a row behind. Below it, where the tuning says so, the shifted
+// passes: with few rows, most threads would hold a single row, whose writes
+// no later pass can take along (see tuning.cpp). By shape and CPU, never by
+// threads.
 constexpr std::size_t kRowsBehind = 4;
 
 // Long rows in two passes from x: each chunk's stats (one pass where the
@@ -155,8 +156,8 @@ void softmax_long_rows(const kernel_table &k, const float *x, float *y, std::siz
   walk_long_rows(k, x, ch, outer, threads, exp_pass, row_done, write, false);
 }
 
-// inner == 1, rows of more than kRowChunk, in cache, fewer rows than the
-// tuning's log_stats_from_rows: the first pass over each chunk finds its sum
+// inner == 1, rows of more than kRowChunk, in cache, fewer than kRowsBehind
+// rows where the tuning says so: the first pass over each chunk finds its sum
 // and leaves x - chunk max in y (a store hidden behind its exps), the last is
 // y -= shift in place.
 void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
@@ -197,7 +198,7 @@ void log_softmax_shifted_rows(const kernel_table &k, const float *x, float *y, s
 void log_softmax_long_rows(const kernel_table &k, const float *x, float *y, std::size_t outer, std::size_t n,
                            int threads) {
   const bool cold = outer * n > kColdElements;
-  if (!cold && outer < active_tuning().log_stats_from_rows) {
+  if (!cold && outer < kRowsBehind && active_tuning().log_shifted_few_rows) {
     log_softmax_shifted_rows(k, x, y, outer, n, threads);
     return;
   }

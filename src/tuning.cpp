@@ -14,8 +14,8 @@ namespace {
 // Softmax taking its exps again from x gained 13-21% on Intel at 8 to 64 rows
 // of 50257, and lost 12-16% there on Zen 5 against storing and scaling them.
 // Every AMD CPU takes zen: Zen 5 is the only one measured.
-constexpr cpu_tuning kGeneric{"generic", true, 4};
-constexpr cpu_tuning kZen{"zen", false, 1};
+constexpr cpu_tuning kGeneric{"generic", true, true};
+constexpr cpu_tuning kZen{"zen", false, false};
 
 const cpu_tuning &detect() {
   if (const char *env = std::getenv("SOFTKIT_TUNING")) {

@@ -5,8 +5,6 @@
 #ifndef SOFTKIT_SRC_TUNING_H
 #define SOFTKIT_SRC_TUNING_H
 
-#include <cstddef>
-
 namespace softkit {
 
 struct cpu_tuning {
@@ -15,9 +13,9 @@ struct cpu_tuning {
   // (rows_from_stats in driver.cpp) rather than storing the exps and scaling
   // them in y.
   bool softmax_exp_again;
-  // Log-softmax over long rows in cache takes the shifted passes for fewer rows
-  // than this, the chunk stats and a write from x from there on.
-  std::size_t log_stats_from_rows;
+  // Log-softmax over fewer long rows in cache than driver.cpp's kRowsBehind
+  // takes the shifted passes, rather than the chunk stats and a write from x.
+  bool log_shifted_few_rows;
 };
 
 // generic: measured on Intel (Xeon, family 6 model 207), and what every CPU
