@@ -17,6 +17,12 @@
 //   --sk_threads=1,2        thread counts (default: 1 and all cores)
 //   --sk_impls=a,b          implementations (default: all that were built)
 //   --sk_no_check           do not check results against the double-precision reference
+//   --sk_cold_mib=N         inputs of N MiB or more are timed cold (default 32; 0: every case warm)
+//
+// Cold cases: before each timed run, outside the timing, a read of kSweepBytes of
+// other memory pushes the run's input and output out of every cache level. Without
+// it a 64 MB input half fits the L3 of a 32 MiB-L3 CPU across runs, and a
+// read-only sum then gains more from it than a kernel that computes.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -302,13 +308,27 @@ std::string anchor_filter(const std::string &f) {
   return out;
 }
 
+// Reads far more memory than any L3 holds, so that the next run starts cold.
+// Clean lines only: nothing is left to write back during the timed run.
+constexpr size_t kSweepBytes = size_t(512) << 20;
+void sweep_caches() {
+  static AlignedArray<uint64_t> buf = [] {
+    AlignedArray<uint64_t> a(kSweepBytes / sizeof(uint64_t));
+    for (size_t i = 0; i < a.size(); ++i) a.data()[i] = i;
+    return a;
+  }();
+  uint64_t s = 0;
+  for (size_t i = 0; i < buf.size(); i += 8) s += buf.data()[i];  // one load per 64-byte line
+  benchmark::DoNotOptimize(s);
+}
+
 }  // namespace
 }  // namespace skbench
 
 int main(int argc, char **argv) {
   using namespace skbench;
   bool quick = false, do_check = true, have_min_time = false;
-  std::string ops_arg, shapes_arg, isa_arg, threads_arg, impls_arg;
+  std::string ops_arg, shapes_arg, isa_arg, threads_arg, impls_arg, cold_arg = "32";
   std::vector<char *> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -323,7 +343,7 @@ int main(int argc, char **argv) {
     if (a == "--sk_quick") quick = true;
     else if (a == "--sk_no_check") do_check = false;
     else if (val("--sk_ops", &ops_arg) || val("--sk_shapes", &shapes_arg) || val("--sk_isa", &isa_arg) ||
-             val("--sk_threads", &threads_arg) || val("--sk_impls", &impls_arg)) {
+             val("--sk_threads", &threads_arg) || val("--sk_impls", &impls_arg) || val("--sk_cold_mib", &cold_arg)) {
     } else if (a.rfind("--sk_", 0) == 0) {
       std::fprintf(stderr, "softkit_bench: unknown option %s (see the top of bench/bench_main.cpp)\n", a.c_str());
       return 2;
@@ -332,6 +352,13 @@ int main(int argc, char **argv) {
       rest.push_back(argv[i]);
     }
   }
+  char *cold_end = nullptr;
+  const unsigned long cold_mib = std::strtoul(cold_arg.c_str(), &cold_end, 10);
+  if (cold_arg.empty() || *cold_end != '\0') {
+    std::fprintf(stderr, "softkit_bench: --sk_cold_mib wants a whole number of MiB, not '%s'\n", cold_arg.c_str());
+    return 2;
+  }
+  const size_t cold_bytes = size_t(cold_mib) << 20;
   std::string min_time = quick ? "--benchmark_min_time=0.05" : "--benchmark_min_time=0.1";
   if (!have_min_time) rest.push_back(&min_time[0]);
   int bargc = (int)rest.size();
@@ -424,7 +451,8 @@ int main(int argc, char **argv) {
           std::string name = std::string(op_name(op)) + "/" + im.name + "/" + im.isa + "/t" + std::to_string(t) +
                              "/" + shape.str();
           auto checked = std::make_shared<bool>(!do_check);
-          benchmark::RegisterBenchmark(name.c_str(), [im, op, shape, t, checked](benchmark::State &state) {
+          const bool cold = cold_bytes > 0 && shape.elements() * sizeof(float) >= cold_bytes;
+          benchmark::RegisterBenchmark(name.c_str(), [im, op, shape, t, checked, cold](benchmark::State &state) {
             try {
               omp_set_num_threads(t);
               im.prepare(t);
@@ -445,7 +473,14 @@ int main(int argc, char **argv) {
                 }
                 *checked = true;
               }
-              for (auto _ : state) r->run();
+              for (auto _ : state) {
+                if (cold) {
+                  state.PauseTiming();
+                  sweep_caches();
+                  state.ResumeTiming();
+                }
+                r->run();
+              }
               state.SetItemsProcessed(state.iterations() * (int64_t)shape.elements());
               state.SetBytesProcessed(state.iterations() * (int64_t)op_bytes(op, shape));
             } catch (const std::exception &e) {
@@ -476,6 +511,7 @@ int main(int argc, char **argv) {
   benchmark::AddCustomContext("softkit_isas", sk_isas);
   benchmark::AddCustomContext("threads", thr);
   benchmark::AddCustomContext("skipped", skipped_str);
+  benchmark::AddCustomContext("cold_from_mib", std::to_string(cold_mib));
 
   std::ostringstream header;
   header << "CPU: " << cpu_model() << "\n"
@@ -483,6 +519,7 @@ int main(int argc, char **argv) {
   if (!onednn_version_string().empty()) header << ", oneDNN " << onednn_version_string() << " (ISA " << onednn_isa << ")";
   if (!torch_version_string().empty()) header << ", libtorch " << torch_version_string();
   header << "\nthreads: " << thr << "\n";
+  if (cold_bytes) header << "inputs of " << cold_mib << " MiB or more timed cold (caches swept before each run)\n";
   for (const std::string &s : skipped) header << "skipped: " << s << "\n";
   header << total << " cases\n";
 
