@@ -635,7 +635,7 @@ inline bool max_sum_one_pass(const float *x, std::size_t n, max_sum *out, Side &
 inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, float *m, float *s) {
   constexpr std::size_t kBatch = 4 * W;
   constexpr std::size_t D = W / 2;  // doubles in a vd
-  alignas(64) float mb[kBatch];
+  alignas(64) float mb[kBatch];  // the one-pass rows' maxima, in [kOnePassLow, kOnePassHigh]
   alignas(64) double raw[kBatch], sum[kBatch], moved[kBatch];
   bool two[kBatch];
   for (std::size_t r0 = 0; r0 < rows; r0 += kBatch) {
@@ -645,12 +645,16 @@ inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, f
       two[i] = !one_pass_raw(xr, n, &mb[i], &raw[i]);
       if (two[i]) {
         const max_sum ms = max_sum_known(xr, n, row_max(xr, n));
-        mb[i] = ms.max;
+        m[r0 + i] = ms.max;
         sum[i] = ms.sum;
-        raw[i] = 1.0;  // a lane computed, not read
+      } else {
+        m[r0 + i] = mb[i];
       }
     }
-    for (std::size_t i = count; i < kBatch; ++i) mb[i] = 0.0f, raw[i] = 1.0;  // lanes computed, not read
+    // The lanes of other rows are computed and not read: from 0, not from a
+    // max that may be +-inf or NaN, whose exp converts out of range in xsimd.
+    for (std::size_t i = 0; i < kBatch; ++i)
+      if (i >= count || two[i]) mb[i] = 0.0f, raw[i] = 1.0;
     for (std::size_t i = 0; i < count; i += W) {
       const vf mv = vf::load_aligned(mb + i);
       const vf own = exp_pass<kFastExp, true>(mv);
@@ -658,10 +662,7 @@ inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, f
       one_pass_sums(vd::load_aligned(raw + i + D), isa_ops::widen_hi(own), isa_ops::widen_hi(mv))
           .store_aligned(moved + i + D);
     }
-    for (std::size_t i = 0; i < count; ++i) {
-      m[r0 + i] = mb[i];
-      s[r0 + i] = static_cast<float>(two[i] ? sum[i] : moved[i]);
-    }
+    for (std::size_t i = 0; i < count; ++i) s[r0 + i] = static_cast<float>(two[i] ? sum[i] : moved[i]);
   }
 }
 
