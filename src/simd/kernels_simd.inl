@@ -636,7 +636,7 @@ inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, f
   constexpr std::size_t kBatch = 4 * W;
   constexpr std::size_t D = W / 2;  // doubles in a vd
   alignas(64) float mb[kBatch];  // the one-pass rows' maxima, in [kOnePassLow, kOnePassHigh]
-  alignas(64) double raw[kBatch], sum[kBatch], moved[kBatch];
+  alignas(64) double raw[kBatch], moved[kBatch];
   bool two[kBatch];
   for (std::size_t r0 = 0; r0 < rows; r0 += kBatch) {
     const std::size_t count = min_size(kBatch, rows - r0);
@@ -646,7 +646,7 @@ inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, f
       if (two[i]) {
         const max_sum ms = max_sum_known(xr, n, row_max(xr, n));
         m[r0 + i] = ms.max;
-        sum[i] = ms.sum;
+        s[r0 + i] = static_cast<float>(ms.sum);
       } else {
         m[r0 + i] = mb[i];
       }
@@ -662,7 +662,8 @@ inline void long_rows_max_sum(const float *x, std::size_t rows, std::size_t n, f
       one_pass_sums(vd::load_aligned(raw + i + D), isa_ops::widen_hi(own), isa_ops::widen_hi(mv))
           .store_aligned(moved + i + D);
     }
-    for (std::size_t i = 0; i < count; ++i) s[r0 + i] = static_cast<float>(two[i] ? sum[i] : moved[i]);
+    for (std::size_t i = 0; i < count; ++i)
+      if (!two[i]) s[r0 + i] = static_cast<float>(moved[i]);
   }
 }
 
